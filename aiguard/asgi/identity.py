@@ -59,9 +59,9 @@ class Pseudonymizer:
         self._secret = secret
 
     def subject(self, raw: str) -> str:
-        return hmac.new(self._secret, b"subject:" + raw.encode("utf-8"), hashlib.sha256).hexdigest()[
-            :32
-        ]
+        return hmac.new(
+            self._secret, b"subject:" + raw.encode("utf-8"), hashlib.sha256
+        ).hexdigest()[:32]
 
     def conversation(self, raw: str) -> str:
         digest = hmac.new(self._secret, b"conv:" + raw.encode("utf-8"), hashlib.sha256)

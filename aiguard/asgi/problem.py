@@ -32,7 +32,9 @@ class ProblemResponse(Response):
         body.update(extra)
         log.info("problem %s %s: %s", status, code, detail or title)
         super().__init__(
-            json.dumps(body, ensure_ascii=False).encode("utf-8"), status_code=status, headers=headers
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            status_code=status,
+            headers=headers,
         )
 
 

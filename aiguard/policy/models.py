@@ -46,7 +46,7 @@ class Policy(Section):
     prefix: str = "/aiguard"
     """Where aiguard serves its own API (consent, reports, widget)."""
     provider: str = "aiguard"
-    """Who produces the content: ``provider`` in ``AI-Disclosure``, ``ContentProducer`` in labels."""
+    """Who produces the content (``AI-Disclosure`` provider, label ``ContentProducer``)."""
     model: str | None = None
     """Model name for metadata when the answer does not say."""
     locale: str | None = None

@@ -25,7 +25,12 @@ class Text:
     sha256: str
 
     def ref(self) -> dict[str, str]:
-        return {"id": self.id, "version": self.version, "locale": self.locale, "sha256": self.sha256}
+        return {
+            "id": self.id,
+            "version": self.version,
+            "locale": self.locale,
+            "sha256": self.sha256,
+        }
 
 
 def packaged_prompts_dir() -> Path:

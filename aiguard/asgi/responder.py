@@ -1,0 +1,602 @@
+"""Per-request response state machine (model: Starlette's ``GZipResponder``).
+
+Holds ``http.response.start`` until it knows the answer's shape, then:
+- complete JSON body: buffer (bounded), rewrite, fix ``Content-Length``;
+- event stream: send headers and the disclosure chunk at once, then forward each event as soon
+  as it is complete and screened;
+- ``text/plain``: same, for raw text streams;
+- anything else: headers only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Send
+
+from aiguard.asgi.identity import RequestIdentity, new_message_id
+from aiguard.asgi.problem import problem
+from aiguard.policy.models import RouteRule
+from aiguard.screens.base import (
+    AnswerScreener,
+    PipelineResult,
+    ScreenContext,
+    StreamScreener,
+    StreamStep,
+)
+from aiguard.services.disclosure import ai_disclosure_header
+from aiguard.services.message import MessageRecord
+from aiguard.wire import fieldpath
+from aiguard.wire.openai_chat import chunk as make_chunk
+from aiguard.wire.openai_chat import is_chunk, is_completion
+from aiguard.wire.sse import SSEDecoder, SSEEvent, encode_event
+
+if TYPE_CHECKING:
+    from aiguard.policy.prompts import Text
+    from aiguard.runtime import Runtime
+
+log = logging.getLogger("aiguard")
+
+_NO_BODY_STATUS = {204, 205, 304}
+
+
+class StreamAborted(Exception):
+    """Raised into the wrapped app after aiguard ended a stream (a blocked answer)."""
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class Responder:
+    def __init__(
+        self,
+        runtime: Runtime,
+        send: Send,
+        *,
+        rule: RouteRule,
+        identity: RequestIdentity,
+        method: str,
+        model: str | None,
+        has_assistant_turn: bool | None,
+    ) -> None:
+        self.rt = runtime
+        self._send = send
+        self.rule = rule
+        self.identity = identity
+        self.method = method
+        self.model = model or runtime.policy.model
+        self.has_assistant_turn = has_assistant_turn
+        self.message_id = new_message_id()
+        self.created = time.time()
+        self.mode = "init"  # init | pass | json | sse | text | done
+        self.status = 0
+        self._start: Message | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+        self._sent_text: list[str] = []
+        self._disclosure: Text | None = None
+        self._disclosure_shown = False
+        self._result: PipelineResult | None = None
+        self._record = False
+        self._screener: AnswerScreener | None = runtime.screener
+        self._ctx = ScreenContext(
+            locale=identity.locale, route=rule.path, message_id=self.message_id
+        )
+        # stream state
+        self._decoder: SSEDecoder | None = None
+        self._text_decoder: codecs.IncrementalDecoder | None = None
+        self._streams: dict[int, StreamScreener] = {}
+        self._openai = rule.format in ("auto", "openai")
+        self._chunk_id = "chatcmpl-" + self.message_id[4:]
+
+    # -- disclosure and headers -----------------------------------------------------------------
+
+    def _decide_disclosure(self) -> str:
+        """The disclosure prefix for this answer ('' when not shown); decided once."""
+        if self._disclosure is None:
+            dis = self.rt.disclosure
+            self._disclosure = dis.text(self.identity.locale)
+            self._disclosure_shown = dis.should_show(
+                self.identity.conversation_id, self.has_assistant_turn
+            )
+        if not self._disclosure_shown:
+            return ""
+        return self._disclosure.text + self.rt.policy.disclosure.separator
+
+    def _metadata(self) -> dict[str, Any]:
+        self._decide_disclosure()
+        assert self._disclosure is not None
+        return self.rt.disclosure.metadata(
+            self._disclosure, self._disclosure_shown, self.message_id
+        )
+
+    def _guard_headers(self, message: Message, *, drop_length: bool = False) -> None:
+        headers = MutableHeaders(scope=message)
+        policy = self.rt.policy
+        if policy.disclosure.header:
+            headers["AI-Disclosure"] = ai_disclosure_header(
+                policy.provider, self.model, self.created
+            )
+        headers["X-AIGuard-Message-Id"] = self.message_id
+        if self.identity.set_cookie:
+            headers.append("set-cookie", self.identity.set_cookie)
+        if drop_length and "content-length" in headers:
+            del headers["content-length"]
+        if self.mode in ("sse", "text"):
+            headers["x-accel-buffering"] = "no"  # keep reverse proxies from collecting the stream
+        vary = headers.get("vary")
+        if not policy.locale and (vary is None or "accept-language" not in vary.lower()):
+            headers["vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+
+    # -- ASGI send ------------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        mtype = message["type"]
+        if self.mode == "done":
+            if mtype == "http.response.body":
+                raise StreamAborted
+            return
+        if mtype == "http.response.start":
+            await self._on_start(message)
+        elif mtype == "http.response.body":
+            if self.mode == "json":
+                await self._on_json_body(message)
+            elif self.mode == "sse":
+                await self._on_sse_body(message)
+            elif self.mode == "text":
+                await self._on_text_body(message)
+            else:
+                await self._send(message)
+        else:
+            await self._send(message)
+
+    async def _on_start(self, message: Message) -> None:
+        self.status = status = int(message["status"])
+        headers = MutableHeaders(scope=message)
+        ctype = headers.get("content-type", "").lower()
+        guarded = 200 <= status < 300 and status not in _NO_BODY_STATUS
+        if not guarded:
+            self.mode = "pass"
+            await self._send(message)
+            return
+        self._record = True
+        encoding = headers.get("content-encoding", "identity").lower()
+        if self.method == "HEAD":
+            self.mode = "pass"
+        elif encoding not in ("", "identity"):
+            log.warning(
+                "aiguard: %s answer is %s-encoded; passed through unmodified (mount aiguard "
+                "inside compression middleware)",
+                self.rule.path,
+                encoding,
+            )
+            self.mode = "pass"
+        elif ctype.startswith("text/event-stream"):
+            self.mode = "sse"
+        elif ctype.startswith("application/json") or "+json" in ctype.split(";")[0]:
+            self.mode = "json"
+        elif ctype.startswith("text/plain") and _is_utf8(ctype):
+            self.mode = "text"
+        else:
+            self.mode = "pass"
+        if self.mode == "json":
+            self._start = message  # held until the body is complete
+            return
+        if self.mode == "pass":
+            self._guard_headers(message)
+            await self._send(message)
+            return
+        self._guard_headers(message, drop_length=True)
+        await self._send(message)
+        if self.mode == "sse":
+            self._decoder = SSEDecoder()
+            await self._send_sse_opening()
+        else:
+            self._text_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            prefix = self._decide_disclosure()
+            if prefix:
+                self._sent_text.append(prefix)
+                await self._body_out(prefix.encode("utf-8"))
+
+    async def _body_out(self, data: bytes, more: bool = True) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    # -- JSON -----------------------------------------------------------------------------------
+
+    async def _on_json_body(self, message: Message) -> None:
+        chunk = message.get("body", b"")
+        self._size += len(chunk)
+        self._body.append(chunk)
+        if self._size > self.rt.policy.max_body_bytes:
+            log.warning(
+                "aiguard: %s JSON answer exceeds %d bytes; passed through unmodified",
+                self.rule.path,
+                self.rt.policy.max_body_bytes,
+            )
+            await self._release_unmodified(message.get("more_body", False))
+            return
+        if message.get("more_body", False):
+            return
+        body = b"".join(self._body)
+        self._body = []
+        new_body = await self._rewrite_json(body)
+        assert self._start is not None
+        start = self._start
+        if new_body is None:
+            self._guard_headers(start)
+            await self._send(start)
+            await self._body_out(body, more=False)
+        else:
+            self._guard_headers(start)
+            MutableHeaders(scope=start)["content-length"] = str(len(new_body))
+            await self._send(start)
+            await self._body_out(new_body, more=False)
+        self.mode = "pass"
+
+    async def _release_unmodified(self, more: bool) -> None:
+        assert self._start is not None
+        self._guard_headers(self._start)
+        await self._send(self._start)
+        data = b"".join(self._body)
+        self._body = []
+        self.mode = "pass"
+        await self._body_out(data, more=more)
+
+    async def _rewrite_json(self, body: bytes) -> bytes | None:
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            log.warning("aiguard: %s answer is not UTF-8 JSON; passed through", self.rule.path)
+            return None
+        if self._openai and is_completion(obj):
+            meta = self._metadata()
+            prefix = self._decide_disclosure()
+            results: list[dict[str, Any]] = []
+            for choice in obj["choices"]:
+                msg = choice["message"]
+                content = msg.get("content")
+                if not isinstance(content, str):
+                    continue
+                screened = await self._screen(content)
+                if screened is not None:
+                    content = screened.text
+                    results.append(screened.to_json())
+                    if screened.blocked:
+                        choice["finish_reason"] = "content_filter"
+                msg["content"] = prefix + content
+                self._sent_text.append(msg["content"])
+            if results:
+                meta["screening"] = results[0] if len(results) == 1 else results
+            if isinstance(obj.get("model"), str):
+                self.model = obj["model"]
+            obj["aiguard"] = meta
+            return _dumps(obj).encode("utf-8")
+        if self.rule.format in ("auto", "json"):
+            value = fieldpath.get(obj, self.rule.field)
+            if not isinstance(value, str):
+                return None
+            screened = await self._screen(value)
+            text = screened.text if screened is not None else value
+            text = self._decide_disclosure() + text
+            fieldpath.set_(obj, self.rule.field, text)
+            self._sent_text.append(text)
+            if isinstance(obj, dict) and self.rt.policy.disclosure.metadata:
+                meta = self._metadata()
+                if screened is not None:
+                    meta["screening"] = screened.to_json()
+                obj["aiguard"] = meta
+            return _dumps(obj).encode("utf-8")
+        return None
+
+    async def _screen(self, text: str) -> PipelineResult | None:
+        if self._screener is None or not text:
+            return None
+        result = await self._screener.screen(text, self._ctx)
+        self._result = result
+        return result
+
+    # -- event streams --------------------------------------------------------------------------
+
+    def _sse_chunk(self, content: str | None, **kw: Any) -> bytes:
+        obj = make_chunk(
+            id=self._chunk_id,
+            model=self.model or "unknown",
+            created=int(self.created),
+            content=content,
+            **kw,
+        )
+        return encode_event(_dumps(obj))
+
+    async def _send_sse_opening(self) -> None:
+        prefix = self._decide_disclosure()
+        meta = self._metadata() if self.rt.policy.disclosure.metadata else None
+        if not self._openai:
+            if not prefix and meta is None:
+                return
+            payload: dict[str, Any] = {}
+            if prefix:
+                payload[self.rule.field] = prefix
+            if meta is not None:
+                payload["aiguard"] = meta
+            self._sent_text.append(prefix)
+            await self._body_out(encode_event(_dumps(payload)))
+            return
+        self._sent_text.append(prefix)
+        extra = {"aiguard": meta} if meta is not None else None
+        await self._body_out(self._sse_chunk(prefix, role="assistant", extra=extra))
+
+    async def _on_sse_body(self, message: Message) -> None:
+        assert self._decoder is not None
+        more = message.get("more_body", False)
+        events = self._decoder.feed(message.get("body", b""))
+        if not more:
+            events.extend(self._decoder.flush())
+        out: list[bytes] = []
+        for event in events:
+            blocked = await self._sse_event(event, out)
+            if blocked:
+                await self._body_out(b"".join(out), more=False)
+                self.mode = "done"
+                return
+        if not more:
+            blocked = await self._finish_streams(out)
+            self.mode = "done"
+            await self._body_out(b"".join(out), more=False)
+            return
+        if out:
+            await self._body_out(b"".join(out))
+
+    async def _sse_event(self, event: SSEEvent, out: list[bytes]) -> bool:
+        """Translate one upstream event into zero or more output events; True = blocked."""
+        if event.comment is not None:
+            out.append(event.encode())
+            return False
+        data = event.data
+        if data == "[DONE]":
+            if await self._finish_streams(out):
+                return True
+            out.append(event.encode())
+            return False
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        if self._openai and is_chunk(obj):
+            return await self._openai_chunk(obj, event, out)
+        if isinstance(obj, dict) and not self._openai:
+            value = fieldpath.get(obj, self.rule.field)
+            if isinstance(value, str):
+                step = await self._push(0, value)
+                if step.blocked:
+                    out.append(encode_event(_dumps({self.rule.field: step.release})))
+                    return True
+                if step.release:
+                    fieldpath.set_(obj, self.rule.field, step.release)
+                    out.append(encode_event(_dumps(obj), event=event.event, id=event.id))
+                return False
+        if obj is None and not self._openai and event.event in ("", "message"):
+            step = await self._push(0, data)
+            if step.release:
+                out.append(encode_event(step.release, event=event.event, id=event.id))
+            return step.blocked
+        out.append(event.encode())
+        return False
+
+    async def _openai_chunk(self, obj: dict[str, Any], event: SSEEvent, out: list[bytes]) -> bool:
+        if isinstance(obj.get("model"), str):
+            self.model = obj["model"]
+        keep = bool(obj.get("usage")) or any(
+            k
+            not in (
+                "id",
+                "object",
+                "created",
+                "model",
+                "choices",
+                "system_fingerprint",
+                "service_tier",
+                "usage",
+            )
+            for k in obj
+        )
+        finishing: list[int] = []
+        for choice in obj["choices"]:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    step = await self._push(index, content)
+                    if step.blocked:
+                        out.append(self._blocked_tail(index, step.release))
+                        return True
+                    if step.release:
+                        delta["content"] = step.release
+                        keep = True
+                    else:
+                        del delta["content"]
+                if any(k != "content" for k in delta):
+                    keep = True
+            if choice.get("finish_reason"):
+                finishing.append(index)
+                keep = True
+            if choice.get("logprobs"):
+                keep = True
+        for index in finishing:
+            step = await self._finish(index)
+            if step.blocked:
+                out.append(self._blocked_tail(index, step.release))
+                return True
+            if step.release:
+                out.append(self._sse_chunk(step.release, index=index))
+        if finishing and self._result is not None:
+            obj["aiguard"] = {"message_id": self.message_id, "screening": self._result.to_json()}
+        if keep:
+            out.append(encode_event(_dumps(obj), event=event.event, id=event.id))
+        return False
+
+    def _blocked_tail(self, index: int, replacement: str) -> bytes:
+        meta: dict[str, Any] = {"message_id": self.message_id}
+        if self._result is not None:
+            meta["screening"] = self._result.to_json()
+        return (
+            self._sse_chunk(replacement, index=index)
+            + self._sse_chunk(
+                None, index=index, finish_reason="content_filter", extra={"aiguard": meta}
+            )
+            + encode_event("[DONE]")
+        )
+
+    async def _push(self, index: int, text: str) -> StreamStep:
+        if self._screener is None:
+            self._sent_text.append(text)
+            return StreamStep(text)
+        stream = self._streams.get(index)
+        if stream is None:
+            stream = self._streams[index] = self._screener.stream(self._ctx)
+        step = await stream.push(text)
+        self._note(index, step)
+        return step
+
+    async def _finish(self, index: int) -> StreamStep:
+        stream = self._streams.pop(index, None)
+        if stream is None:
+            return StreamStep("")
+        step = await stream.finish()
+        self._note(index, step, stream)
+        return step
+
+    def _note(self, index: int, step: StreamStep, stream: StreamScreener | None = None) -> None:
+        if step.release:
+            self._sent_text.append(step.release)
+        source = stream or self._streams.get(index)
+        if index == 0 and source is not None:
+            self._result = source.result()
+
+    async def _finish_streams(self, out: list[bytes]) -> bool:
+        for index in sorted(self._streams):
+            step = await self._finish(index)
+            if step.blocked:
+                out.append(self._blocked_tail(index, step.release))
+                return True
+            if step.release:
+                if self._openai:
+                    out.append(self._sse_chunk(step.release, index=index))
+                else:
+                    out.append(encode_event(step.release))
+        return False
+
+    # -- text streams ---------------------------------------------------------------------------
+
+    async def _on_text_body(self, message: Message) -> None:
+        assert self._text_decoder is not None
+        more = message.get("more_body", False)
+        text = self._text_decoder.decode(message.get("body", b""), final=not more)
+        parts: list[str] = []
+        if text:
+            step = await self._push(0, text)
+            parts.append(step.release)
+            if step.blocked:
+                self.mode = "done"
+                await self._body_out("".join(parts).encode("utf-8"), more=False)
+                return
+        if not more:
+            step = await self._finish(0)
+            parts.append(step.release)
+            self.mode = "done"
+            await self._body_out("".join(parts).encode("utf-8"), more=False)
+            return
+        data = "".join(parts)
+        if data:
+            await self._body_out(data.encode("utf-8"))
+
+    # -- failure and completion -----------------------------------------------------------------
+
+    async def upstream_failed(self, exc: BaseException) -> None:
+        log.error(
+            "aiguard: upstream app failed on %s (message %s): %r",
+            self.rule.path,
+            self.message_id,
+            exc,
+        )
+        self._record = False
+        if self.mode in ("init", "json"):
+            self.mode = "done"
+            response = problem(
+                502, "upstream_error", "The chatbot failed to answer", type(exc).__name__
+            )
+            await response({"type": "http"}, _no_receive, self._send)
+            return
+        if self.mode == "sse":
+            err = {
+                "error": {
+                    "message": "upstream stream broke",
+                    "type": "upstream_error",
+                    "code": "upstream_stream_broken",
+                }
+            }
+            await self._body_out(encode_event(_dumps(err)), more=False)
+        elif self.mode in ("text", "pass"):
+            await self._body_out(b"", more=False)
+        self.mode = "done"
+
+    async def close(self) -> None:
+        """After the app returned: end an unterminated stream, then hand over the record."""
+        if self.mode == "sse" or self.mode == "text":
+            out: list[bytes] = []
+            if self.mode == "sse":
+                assert self._decoder is not None
+                for event in self._decoder.flush():
+                    if await self._sse_event(event, out):
+                        break
+                else:
+                    await self._finish_streams(out)
+            else:
+                out.append((await self._finish(0)).release.encode("utf-8"))
+            self.mode = "done"
+            await self._body_out(b"".join(out), more=False)
+        elif self.mode == "json" and self._start is not None:
+            await self._release_unmodified(False)
+        if self._record and self.rt.records is not None:
+            self.rt.records.add(self.record())
+
+    def record(self) -> MessageRecord:
+        result = self._result
+        return MessageRecord(
+            message_id=self.message_id,
+            conversation_id=self.identity.conversation_id,
+            subject_id=self.identity.subject_id,
+            route=self.rule.path,
+            model=self.model,
+            locale=self.identity.locale,
+            status=self.status,
+            streamed=self._decoder is not None or self._text_decoder is not None,
+            disclosure=self._disclosure.ref()
+            if self._disclosure and self._disclosure_shown
+            else None,
+            verdict=result.verdict.name.lower() if result is not None else "unscreened",
+            screening=result.to_json() if result is not None else {},
+            answer="".join(self._sent_text),
+            created_at=self.created,
+        )
+
+
+def _is_utf8(ctype: str) -> bool:
+    _, _, params = ctype.partition(";")
+    for p in params.split(";"):
+        k, _, v = p.strip().partition("=")
+        if k.lower() == "charset":
+            return v.strip().strip('"').lower() in ("utf-8", "utf8")
+    return True
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
