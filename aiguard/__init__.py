@@ -1,0 +1,43 @@
+"""aiguard: make any LLM chatbot honest with its users.
+
+Public surface; everything not re-exported here may change between releases.
+"""
+
+from aiguard.asgi.middleware import AIGuardMiddleware
+from aiguard.errors import AIGuardError, ChainBrokenError, ConfigError, MissingExtraError, StoreError
+from aiguard.policy.loading import load_policy
+from aiguard.policy.models import Policy, RouteRule
+from aiguard.policy.prompts import Catalogue, Text
+from aiguard.runtime import Runtime
+from aiguard.screens.base import (
+    Action,
+    PipelineResult,
+    Screen,
+    ScreenContext,
+    ScreenResult,
+    Span,
+    Verdict,
+)
+
+__all__ = [
+    "AIGuardError",
+    "AIGuardMiddleware",
+    "Action",
+    "Catalogue",
+    "ChainBrokenError",
+    "ConfigError",
+    "MissingExtraError",
+    "PipelineResult",
+    "Policy",
+    "RouteRule",
+    "Runtime",
+    "Screen",
+    "ScreenContext",
+    "ScreenResult",
+    "Span",
+    "StoreError",
+    "Text",
+    "Verdict",
+    "load_policy",
+]
+__version__ = "0.1.0"

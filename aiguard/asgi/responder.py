@@ -77,6 +77,7 @@ class Responder:
         self.mode = "init"  # init | pass | json | sse | text | done
         self.status = 0
         self._start: Message | None = None
+        self._complete = False
         self._body: list[bytes] = []
         self._size = 0
         self._sent_text: list[str] = []
@@ -152,6 +153,8 @@ class Responder:
             elif self.mode == "text":
                 await self._on_text_body(message)
             else:
+                if not message.get("more_body", False):
+                    self._complete = True
                 await self._send(message)
         else:
             await self._send(message)
@@ -528,6 +531,8 @@ class Responder:
             exc,
         )
         self._record = False
+        if self._complete:
+            return  # the app had already finished its response (e.g. Starlette's 500 page)
         if self.mode in ("init", "json"):
             self.mode = "done"
             response = problem(
