@@ -1,10 +1,53 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from aiguard.policy._base import Section
+
+# The values of ``aiguard.screens.base.Action``; spelled out so policy never imports screens.
+ActionName = Literal["block", "redact", "annotate"]
+
+
+def _default_actions() -> dict[str, ActionName]:
+    # Keys are span labels or screen instance names; a label wins over its screen's name.
+    return {
+        "pii": "redact",  # keep the answer useful, hide the identifier
+        "harm": "block",  # a harmful sentence taints the whole answer
+        "verbatim": "block",  # a long quote of a protected work cannot be "redacted" usefully
+        "denylist": "redact",  # a whole-word term match: hiding the term is proportionate
+        "screen_error": "block",
+    }
+
+
+class InfringementPolicy(Section):
+    """Settings of the built-in ``infringement`` screen (verbatim quotes + deny-list)."""
+
+    corpus_dir: Path | None = None
+    """Folder of UTF-8 ``.txt`` files holding the protected works (searched recursively).
+    The work's name is the file's title line when it starts with ``Title:``, else its file name."""
+    min_words: int = Field(default=50, ge=8)
+    """Flag an answer that reproduces at least this many consecutive words of a work."""
+    min_chars: int = Field(default=300, ge=40)
+    """... or at least this many characters of a work (whichever is reached first)."""
+    min_work_fraction: float = Field(default=0.5, gt=0, le=1)
+    """... or this fraction of a short work (a whole poem may be shorter than ``min_words``)."""
+    shingle_words: int = Field(default=8, ge=4, le=16)
+    """Words per hashed shingle: the shortest run the index can see at all."""
+    cache_dir: Path | None = None
+    """Where to keep the built index, keyed by the corpus content hash; unset builds in memory
+    at every start."""
+    denylist: list[str] = Field(default_factory=list)
+    """Terms and trademarks matched case-insensitively as whole words (CJK terms as substrings)."""
+
+    @field_validator("denylist")
+    @classmethod
+    def _no_blank_terms(cls, v: list[str]) -> list[str]:
+        if any(not t.strip() for t in v):
+            raise ValueError("deny-list terms must not be blank")
+        return v
 
 
 class ScreeningPolicy(Section):
@@ -12,6 +55,62 @@ class ScreeningPolicy(Section):
 
     enabled: bool = True
     screens: list[str] = Field(default_factory=lambda: ["pii", "harm"])
+    """Screen instance names, looked up in ``aiguard.screens.registry`` (built-ins: ``pii``,
+    ``harm``, ``infringement``)."""
     fail_mode: Literal["open", "closed"] = "closed"
+    """What a screen that raises or times out means: ``closed`` blocks the answer, ``open``
+    lets it through with the error recorded."""
     timeout_seconds: float = Field(default=2.0, gt=0)
+    """Per screen and per call (one answer, or one streamed window)."""
     window_chars: int = Field(default=200, ge=16, le=8192)
+    """Streaming: the most text held back while waiting for a sentence boundary."""
+    actions: dict[str, ActionName] = Field(default_factory=_default_actions)
+    """``label or screen name -> block | redact | annotate``. Merged over the defaults
+    (``pii: redact``, ``harm: block``, ``verbatim: block``, ``denylist: redact``); a finding with no
+    entry follows its screen's own verdict."""
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    """Findings scoring below this are recorded but not acted on."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per label or screen name overrides of ``min_score``."""
+    route_screens: dict[str, list[str]] = Field(default_factory=dict)
+    """Per route path (as in ``routes``, exact or ``prefix*``) the subset of ``screens`` to run."""
+    infringement: InfringementPolicy = Field(default_factory=InfringementPolicy)
+
+    @field_validator("actions")
+    @classmethod
+    def _merge_defaults(cls, v: dict[str, ActionName]) -> dict[str, ActionName]:
+        return {**_default_actions(), **v}
+
+    @field_validator("thresholds")
+    @classmethod
+    def _scores(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, s in v.items() if not 0.0 <= s <= 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be in [0, 1]: {', '.join(bad)}")
+        return v
+
+    @model_validator(mode="after")
+    def _routes_use_known_screens(self) -> ScreeningPolicy:
+        if len(set(self.screens)) != len(self.screens):
+            raise ValueError("screens must not repeat a name")
+        for route, names in self.route_screens.items():
+            unknown = sorted(set(names) - set(self.screens))
+            if unknown:
+                raise ValueError(
+                    f"route_screens[{route!r}] names screens not in 'screens': {unknown}"
+                )
+        return self
+
+    def threshold(self, label: str, screen: str) -> float:
+        return self.thresholds.get(label, self.thresholds.get(screen, self.min_score))
+
+    def screens_for(self, route: str) -> list[str]:
+        """Screen names for ``route``: exact entry, then longest ``prefix*``, else all."""
+        if route in self.route_screens:
+            return self.route_screens[route]
+        best: tuple[int, list[str]] | None = None
+        for pattern, names in self.route_screens.items():
+            prefix = pattern.endswith("*") and route.startswith(pattern[:-1])
+            if prefix and (best is None or len(pattern) > best[0]):
+                best = (len(pattern), names)
+        return best[1] if best else self.screens

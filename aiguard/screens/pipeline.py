@@ -1,0 +1,193 @@
+"""The screen pipeline: runs the policy's screens concurrently over an answer and applies actions.
+
+``build_screener(policy, catalogue)`` builds it from names; ``await pipeline.load()`` once at
+startup; then ``await pipeline.screen(text, ctx)`` per whole answer or ``pipeline.stream(ctx)``
+per streamed answer.
+
+Screen authors: run CPU-heavy or blocking work through :func:`run_cpu` (or pass
+:func:`cpu_limiter` to ``anyio.to_thread.run_sync``) so all screens share one small pool of
+threads instead of starving the event loop or each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
+
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
+from aiguard.errors import ConfigError
+from aiguard.policy.models import Policy
+from aiguard.policy.prompts import Catalogue
+from aiguard.screens import registry
+from aiguard.screens._actions import Decision, decide, find_redactor
+from aiguard.screens.base import PipelineResult, Screen, ScreenContext, ScreenResult, Verdict
+
+if TYPE_CHECKING:
+    from aiguard.screens.stream import WindowedStreamScreener
+
+log = logging.getLogger("aiguard.screens")
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+# One limiter per event loop (RunVar): a limiter is bound to the loop that created it.
+_cpu_limiter: RunVar[anyio.CapacityLimiter] = RunVar("aiguard_cpu_limiter")
+
+
+def cpu_limiter() -> anyio.CapacityLimiter:
+    """The limiter every screen shares for CPU-bound work: at most one thread per core (max 4).
+
+    Call from inside the event loop.
+    """
+    try:
+        return _cpu_limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
+        _cpu_limiter.set(limiter)
+        return limiter
+
+
+async def run_cpu(func: Callable[[*Ts], T], *args: *Ts) -> T:
+    """Run ``func(*args)`` in a worker thread under :func:`cpu_limiter`.
+
+    Abandoned on cancellation so the pipeline's timeout fires on time (the thread finishes in
+    the background; keep CPU work per call short and bounded).
+    """
+    return await anyio.to_thread.run_sync(
+        func, *args, limiter=cpu_limiter(), abandon_on_cancel=True
+    )
+
+
+class ScreenPipeline:
+    """An ``AnswerScreener``: one instance per middleware, shared by all requests."""
+
+    def __init__(self, policy: Policy, catalogue: Catalogue, screens: list[Screen]) -> None:
+        names = [s.name for s in screens]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"screening.screens: duplicate screen names {dupes}")
+        self.policy = policy
+        self.settings = policy.screening
+        self.catalogue = catalogue
+        self.screens: dict[str, Screen] = {s.name: s for s in screens}
+        self._redact = find_redactor()
+        self._loaded = False
+        self._load_lock: anyio.Lock | None = None
+        catalogue.text("blocked", catalogue.default_locale)  # fail now, not mid-request
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load every screen's assets once, concurrently. Safe to call more than once."""
+        if self._loaded:
+            return
+        if self._load_lock is None:
+            self._load_lock = anyio.Lock()
+        async with self._load_lock:
+            if self._loaded:
+                return
+            started = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for screen in self.screens.values():
+                    tg.start_soon(screen.load)
+            self._redact = find_redactor()  # the PII package may have been imported by load()
+            self._loaded = True
+            log.info(
+                "screens loaded: %s in %.0f ms",
+                ", ".join(self.screens) or "(none)",
+                (time.perf_counter() - started) * 1000,
+            )
+
+    # -- whole answers -------------------------------------------------------------------------
+
+    def active(self, context: ScreenContext) -> list[Screen]:
+        """The screens that apply to ``context.route`` (all when no route override matches)."""
+        if not self.settings.enabled:
+            return []
+        names = self.settings.screens_for(context.route)
+        return [self.screens[n] for n in names if n in self.screens]
+
+    async def screen(self, text: str, context: ScreenContext) -> PipelineResult:
+        results, decision = await self.evaluate(text, context)
+        if decision.verdict is Verdict.BLOCK:
+            out = self.blocked_text(context)
+        elif decision.redactions:
+            out = self.redact(text, decision)
+        else:
+            out = text
+        return PipelineResult(decision.verdict, out, results, decision.categories)
+
+    def stream(self, context: ScreenContext) -> WindowedStreamScreener:
+        from aiguard.screens.stream import WindowedStreamScreener
+
+        return WindowedStreamScreener(self, context)
+
+    # -- building blocks (also used by the streaming screener) ----------------------------------
+
+    async def evaluate(
+        self, text: str, context: ScreenContext
+    ) -> tuple[tuple[ScreenResult, ...], Decision]:
+        screens = self.active(context)
+        if not screens or not text:
+            return (), Decision(Verdict.ALLOW, (), ())
+        if len(screens) == 1:
+            results: list[ScreenResult | None] = [await self._run_one(screens[0], text, context)]
+        else:
+            results = [None] * len(screens)
+
+            async def run(i: int, screen: Screen) -> None:
+                results[i] = await self._run_one(screen, text, context)
+
+            async with anyio.create_task_group() as tg:
+                for i, screen in enumerate(screens):
+                    tg.start_soon(run, i, screen)
+        done = tuple(r for r in results if r is not None)
+        return done, decide(done, self.settings, len(text))
+
+    def redact(self, text: str, decision: Decision) -> str:
+        return self._redact(text, decision.redactions)
+
+    def blocked_text(self, context: ScreenContext) -> str:
+        return self.catalogue.text("blocked", context.locale).text
+
+    async def _run_one(self, screen: Screen, text: str, context: ScreenContext) -> ScreenResult:
+        started = time.perf_counter()
+        timeout = self.settings.timeout_seconds
+        try:
+            with anyio.fail_after(timeout):
+                result = await screen.screen(text, context)
+        except TimeoutError:
+            error = f"timed out after {timeout:g} s"
+        except Exception as exc:  # any screen bug is contained here; fail_mode decides
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if result.screen != screen.name or not result.elapsed_ms:
+                elapsed = result.elapsed_ms or (time.perf_counter() - started) * 1000
+                result = ScreenResult(
+                    screen.name, result.verdict, result.spans, result.error, elapsed
+                )
+            return result
+        elapsed = (time.perf_counter() - started) * 1000
+        closed = self.settings.fail_mode == "closed"
+        log.warning(
+            "screen %s failed (%s) on message %s: fail-%s, answer %s",
+            screen.name,
+            error,
+            context.message_id or "-",
+            self.settings.fail_mode,
+            "blocked" if closed else "allowed",
+        )
+        verdict = Verdict.BLOCK if closed else Verdict.ALLOW
+        return ScreenResult(screen.name, verdict, (), error, elapsed)
+
+
+def build_screener(policy: Policy, catalogue: Catalogue) -> ScreenPipeline:
+    """Build the screens named in ``policy.screening.screens`` (ConfigError on an unknown one)."""
+    screens = [registry.create(name, policy) for name in policy.screening.screens]
+    return ScreenPipeline(policy, catalogue, screens)
