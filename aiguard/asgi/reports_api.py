@@ -1,0 +1,216 @@
+"""HTTP API of inaccuracy reports (mounted under the policy prefix by the middleware).
+
+Reporter side (identity from ``scope["aiguard.identity"]``):
+
+* ``POST /reports`` ``{"message_id", "category", "comment"?, "correction"?}`` -> 201 (new) or
+  200 (updated / unchanged) ``{"report", "procedure", "status_url"}``.
+* ``GET /reports/{id}`` -> ``{"report"}`` with status received/forwarded/resolved and the
+  provider's resolution once there is one.
+
+Provider side (``Authorization: Bearer <reports.provider_token>``; unset token = 404):
+
+* ``GET /provider/reports?cursor=&limit=`` -> ``{"items", "next_cursor", "has_more"}``: the event
+  documents webhooks receive, oldest first.
+* ``POST /provider/reports/{id}/resolution`` ``{"outcome", "reply", "revision"?}``
+  -> ``{"report"}``.
+
+Every error is ``application/problem+json``. Someone else's report or message is a 404 exactly
+like an unknown one, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from aiguard.asgi.problem import problem
+from aiguard.policy.models import Policy
+from aiguard.services.reports import (
+    Conflict,
+    InvalidReport,
+    NotFound,
+    RateLimited,
+    Reporter,
+    ReportService,
+)
+
+MAX_BODY_BYTES = 64 * 1024  # the longest valid report is ~24 KB of UTF-8 at default limits
+MAX_PULL_LIMIT = 500
+DEFAULT_PULL_LIMIT = 100
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ReportsRuntime(Protocol):
+    """The part of ``aiguard.runtime.Runtime`` these routes use."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def reports(self) -> ReportService: ...
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(data, status_code=status, headers={**_NO_STORE, **(headers or {})})
+
+
+async def _read_json(request: Request) -> dict[str, Any] | Response:
+    """The request's JSON object, or the problem response explaining why not."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        return problem(415, "unsupported_media_type", "Send application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return problem(413, "body_too_large", "Request body too large", f"limit {MAX_BODY_BYTES}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return problem(
+                413, "body_too_large", "Request body too large", f"limit {MAX_BODY_BYTES}"
+            )
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return problem(400, "invalid_json", "Body is not valid JSON")
+    if not isinstance(data, dict):
+        return problem(400, "invalid_json", "Body must be a JSON object")
+    return data
+
+
+def _identity(request: Request) -> Reporter | Response:
+    identity: Reporter | None = request.scope.get("aiguard.identity")
+    if identity is None:
+        # the middleware always sets it under the prefix: this is a wiring bug, not the caller's
+        return problem(500, "identity_missing", "Request identity missing")
+    return identity
+
+
+def _invalid(exc: InvalidReport) -> Response:
+    return problem(
+        422,
+        "invalid_report",
+        "Invalid report",
+        str(exc),
+        errors=[{"field": exc.field, "detail": str(exc).partition(": ")[2]}],
+    )
+
+
+def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
+    """The report routes, relative to the prefix; none when ``reports.enabled`` is false."""
+    policy = runtime.policy
+    if not policy.reports.enabled:
+        return []
+    token = policy.reports.provider_token
+    expected = ("Bearer " + token.get_secret_value()).encode("utf-8") if token is not None else None
+
+    def provider_denied(request: Request) -> Response | None:
+        if expected is None:  # no token configured: the provider API does not exist
+            return problem(404, "not_found", "Not found")
+        given = request.headers.get("authorization", "").encode("utf-8")
+        if not hmac.compare_digest(given, expected):
+            resp = problem(401, "unauthorized", "Provider token required")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="aiguard-provider"'
+            return resp
+        return None
+
+    async def submit(request: Request) -> Response:
+        identity = _identity(request)
+        if isinstance(identity, Response):
+            return identity
+        data = await _read_json(request)
+        if isinstance(data, Response):
+            return data
+        service = runtime.reports
+        try:
+            report = await service.submit(
+                identity,
+                data.get("message_id"),
+                data.get("category"),
+                data.get("comment"),
+                data.get("correction"),
+            )
+        except NotFound:
+            return problem(404, "message_not_found", "Message not found")
+        except InvalidReport as exc:
+            return _invalid(exc)
+        except RateLimited as exc:
+            resp = problem(
+                429, "rate_limited", "Too many reports", str(exc), retry_after=exc.retry_after
+            )
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
+        status_url = f"{policy.prefix}/reports/{report.id}"
+        procedure = service.procedure(identity.locale)
+        created = report.changed and report.revision == 1
+        return _json(
+            {
+                "report": report.public(),
+                "procedure": {**procedure.ref(), "text": procedure.text},
+                "status_url": status_url,
+            },
+            201 if created else 200,
+            {"Location": status_url} if created else None,
+        )
+
+    async def status(request: Request) -> Response:
+        identity = _identity(request)
+        if isinstance(identity, Response):
+            return identity
+        try:
+            report = await runtime.reports.status(identity, request.path_params["report_id"])
+        except NotFound:
+            return problem(404, "report_not_found", "Report not found")
+        return _json({"report": report.public()})
+
+    async def pull(request: Request) -> Response:
+        denied = provider_denied(request)
+        if denied is not None:
+            return denied
+        raw_cursor = request.query_params.get("cursor") or "0"
+        raw_limit = request.query_params.get("limit") or str(DEFAULT_PULL_LIMIT)
+        if not raw_cursor.isdigit() or len(raw_cursor) > 19:
+            return problem(400, "invalid_parameter", "Invalid cursor", parameter="cursor")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PULL_LIMIT:
+            return problem(
+                400, "invalid_parameter", f"limit must be 1..{MAX_PULL_LIMIT}", parameter="limit"
+            )
+        limit = int(raw_limit)
+        items, next_cursor = await runtime.reports.pull(int(raw_cursor), limit)
+        return _json(
+            {"items": items, "next_cursor": str(next_cursor), "has_more": len(items) == limit}
+        )
+
+    async def resolve(request: Request) -> Response:
+        denied = provider_denied(request)
+        if denied is not None:
+            return denied
+        data = await _read_json(request)
+        if isinstance(data, Response):
+            return data
+        try:
+            report = await runtime.reports.resolve(
+                request.path_params["report_id"],
+                data.get("outcome"),
+                data.get("reply"),
+                data.get("revision"),
+            )
+        except NotFound:
+            return problem(404, "report_not_found", "Report not found")
+        except InvalidReport as exc:
+            return _invalid(exc)
+        except Conflict as exc:
+            return problem(409, "report_changed", "Report changed", str(exc))
+        return _json({"report": report.provider()})
+
+    return [
+        Route("/reports", submit, methods=["POST"]),
+        Route("/reports/{report_id}", status, methods=["GET"]),
+        Route("/provider/reports", pull, methods=["GET"]),
+        Route("/provider/reports/{report_id}/resolution", resolve, methods=["POST"]),
+    ]
