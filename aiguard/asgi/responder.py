@@ -122,7 +122,7 @@ class Responder:
         policy = self.rt.policy
         if policy.disclosure.header:
             headers["AI-Disclosure"] = ai_disclosure_header(
-                policy.provider, self.model, self.created
+                policy.provider, self.model, int(self.created)
             )
         headers["X-AIGuard-Message-Id"] = self.message_id
         if self.identity.set_cookie:
@@ -337,6 +337,9 @@ class Responder:
     async def _on_sse_body(self, message: Message) -> None:
         assert self._decoder is not None
         more = message.get("more_body", False)
+        if self._screener is None:
+            await self._forward_sse(message, more)
+            return
         events = self._decoder.feed(message.get("body", b""))
         if not more:
             events.extend(self._decoder.flush())
@@ -354,6 +357,36 @@ class Responder:
             return
         if out:
             await self._body_out(b"".join(out))
+
+    async def _forward_sse(self, message: Message, more: bool) -> None:
+        """Nothing to screen: forward upstream bytes as they are, reading text only to record."""
+        if self.rt.records is not None:
+            assert self._decoder is not None
+            events = self._decoder.feed(message.get("body", b""))
+            if not more:
+                events.extend(self._decoder.flush())
+            for event in events:
+                if event.data.startswith("{"):
+                    self._collect_text(event.data)
+        if not more:
+            self.mode = "done"
+        await self._send(message)
+
+    def _collect_text(self, data: str) -> None:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return
+        if self._openai and is_chunk(obj):
+            for choice in obj["choices"]:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    if choice.get("index", 0) == 0:
+                        self._sent_text.append(delta["content"])
+        elif isinstance(obj, dict):
+            value = fieldpath.get(obj, self.rule.field)
+            if isinstance(value, str):
+                self._sent_text.append(value)
 
     async def _sse_event(self, event: SSEEvent, out: list[bytes]) -> bool:
         """Translate one upstream event into zero or more output events; True = blocked."""
@@ -555,7 +588,10 @@ class Responder:
 
     async def close(self) -> None:
         """After the app returned: end an unterminated stream, then hand over the record."""
-        if self.mode == "sse" or self.mode == "text":
+        if self.mode == "sse" and self._screener is None:
+            self.mode = "done"
+            await self._body_out(b"", more=False)
+        elif self.mode == "sse" or self.mode == "text":
             out: list[bytes] = []
             if self.mode == "sse":
                 assert self._decoder is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from collections import OrderedDict
 from typing import Any
 
@@ -18,12 +19,16 @@ def _sf_string(value: str) -> str:
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def ai_disclosure_header(provider: str, model: str | None, when: float) -> str:
-    """``AI-Disclosure`` (IETF draft-abaris-aicdh): an RFC 9651 dictionary."""
+@lru_cache(maxsize=64)
+def ai_disclosure_header(provider: str, model: str | None, when: int) -> str:
+    """``AI-Disclosure`` (IETF draft-abaris-aicdh): an RFC 9651 dictionary.
+
+    ``when`` is whole seconds, so the cache serves every answer of the same second.
+    """
     parts = ["mode=machine-generated", f"provider={_sf_string(provider)}"]
     if model:
         parts.append(f"model={_sf_string(model)}")
-    parts.append(f"date=@{int(when)}")
+    parts.append(f"date=@{when}")
     return ", ".join(parts)
 
 
