@@ -46,9 +46,7 @@ def create(name: str, policy: Policy) -> Screen:
         )
     try:
         screen = factory(policy)
-    except ConfigError:
-        raise
-    except Exception as exc:  # a factory bug or a missing optional dependency
+    except Exception as exc:  # bad settings, a factory bug or a missing optional dependency
         raise ConfigError(f"screening.screens: cannot build screen {name!r}: {exc}") from exc
     if not isinstance(screen, Screen):
         raise ConfigError(f"screening.screens: {name!r} did not build a Screen: {screen!r}")

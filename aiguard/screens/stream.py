@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 # full-width CJK stop / newline on its own. The cut goes right after the match.
 _BOUNDARY = re.compile(r"""[.!?…]["'”’)\]]*(?=\s)|[。！？；\n]["'”’」』）]*""")
 _SPACES = " \t\u3000\u00a0"
+_NON_SPACE = re.compile(r"\S+")
 # How far back a new push re-scans: a boundary needs the character after the punctuation.
 _RESCAN = 4
+_MIN_TAIL = 16
 
 _EMPTY = StreamStep("")
 
@@ -64,7 +66,7 @@ class WindowedStreamScreener:
         self._pipeline = pipeline
         self._context = context
         self._window = pipeline.settings.window_chars
-        self._overlap = max(4, min(64, self._window // 4))
+        self._overlap = max(4, min(64, self._window // 2))
         self._passthrough = not pipeline.active(context)
         self._buf = ""  # pending, unreleased original text
         self._base = 0  # offset of buf[0] in the whole answer
@@ -74,6 +76,7 @@ class WindowedStreamScreener:
         self._blocked = False
         self._finished = False
         self._redacted = False
+        self._continues: str | None = None  # label of a redaction cut by the window edge
         self._aggregates: dict[str, _Aggregate] = {}
         self._categories: dict[str, None] = {}
         # observability (and the linear-work tests): calls and characters handed to the screens
@@ -147,7 +150,10 @@ class WindowedStreamScreener:
 
     async def _release(self, cut: int, *, final: bool) -> StreamStep:
         pipeline = self._pipeline
-        buf, tail = self._buf, self._tail
+        buf = self._buf
+        # context before the cut: the released tail, no longer than the text being released,
+        # so a run of tiny sentences does not re-screen `overlap` characters each time
+        tail = self._tail[-max(_MIN_TAIL, cut) :]
         look_end = len(buf) if final else min(len(buf), cut + self._overlap)
         off = len(tail)
         screened = tail + buf[:look_end]
@@ -167,18 +173,39 @@ class WindowedStreamScreener:
             self._buf = ""
             return StreamStep(message, blocked=True)
 
-        segment = buf[:cut]
+        # A redaction released up to the very edge of what was screened may continue in text
+        # not seen yet (a token longer than the window): swallow the rest of its non-space run.
+        skip = 0
+        if self._continues is not None:
+            run = _NON_SPACE.match(buf, 0, cut)
+            skip = run.end() if run else 0
+            self._redacted = True
+            self._extend_recorded(self._continues, self._base, self._base + skip)
+        self._continues = next(
+            (
+                s.label
+                for s in decision.redactions
+                if not final and cut == look_end and s.end == off + cut and s.start < s.end
+            ),
+            self._continues if skip == cut and self._continues else None,
+        )
+        segment = buf[skip:cut]
         local = tuple(
-            Span(s.label, max(s.start, off) - off, min(s.end, off + cut) - off, s.score)
+            Span(
+                s.label,
+                max(s.start, off + skip) - off - skip,
+                min(s.end, off + cut) - off - skip,
+                s.score,
+            )
             for s in decision.redactions
-            if s.end > off and s.start < off + cut
+            if s.end > off + skip and s.start < off + cut
         )
         if local:
             self._redacted = True
             self._categories.update(dict.fromkeys(s.label for s in local))
             segment = pipeline.redact(segment, Decision(decision.verdict, local, ()))
         self._released.append(segment)
-        self._tail = (tail + buf[:cut])[-self._overlap :]
+        self._tail = (self._tail + buf[:cut])[-self._overlap :]
         self._base += cut
         self._buf = buf[cut:]
         # keep the boundary search linear: what was scanned past the cut is not scanned again,
@@ -197,9 +224,28 @@ class WindowedStreamScreener:
                 return s.start - off if s.start > off else s.end - off
         return cut
 
+    def _extend_recorded(self, label: str, end: int, new_end: int) -> None:
+        if new_end == end:
+            return
+        for agg in self._aggregates.values():
+            for i, s in enumerate(agg.spans):
+                if s.label == label and s.end == end:
+                    agg.spans[i] = Span(label, s.start, new_end, s.score, s.explanation)
+                    agg.seen.add((label, s.start, new_end))
+
+    @staticmethod
+    def _merge_recorded(agg: _Aggregate, label: str, start: int, end: int) -> bool:
+        for i in range(len(agg.spans) - 1, max(-1, len(agg.spans) - 5), -1):
+            old = agg.spans[i]
+            if old.label == label and old.start < end and start < old.end:
+                if end > old.end:
+                    agg.spans[i] = Span(label, old.start, end, old.score, old.explanation)
+                return True
+        return False
+
     def _record(self, results: tuple[ScreenResult, ...], lo: int, hi: int) -> None:
         """Keep findings that touch the released part, in whole-answer offsets."""
-        shift = self._base - len(self._tail)  # screened offset -> answer offset
+        shift = self._base - lo  # screened offset -> answer offset (lo = context length)
         for r in results:
             agg = self._aggregates.setdefault(r.screen, _Aggregate())
             agg.elapsed_ms += r.elapsed_ms
@@ -211,8 +257,11 @@ class WindowedStreamScreener:
                     continue  # context already reported, or lookahead screened again later
                 touched = True
                 key = (s.label, s.start + shift, s.end + shift)
-                if key not in agg.seen:
-                    agg.seen.add(key)
-                    agg.spans.append(Span(s.label, *key[1:], s.score, s.explanation))
+                if key in agg.seen:
+                    continue
+                agg.seen.add(key)
+                if s.start < lo and self._merge_recorded(agg, *key):
+                    continue  # the same finding seen again through the context tail
+                agg.spans.append(Span(s.label, *key[1:], s.score, s.explanation))
             if touched or not r.spans:
                 agg.verdict = max(agg.verdict, r.verdict)
