@@ -52,7 +52,9 @@ class ReportsRuntime(Protocol):
     def policy(self) -> Policy: ...
 
     @property
-    def reports(self) -> ReportService: ...
+    def reports(self) -> ReportService | None:
+        """``None`` until the runtime has started (routes are built before that)."""
+        ...
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -91,6 +93,12 @@ def _identity(request: Request) -> Reporter | Response:
     return identity
 
 
+def _not_ready() -> Response:
+    resp = problem(503, "not_ready", "Reports are starting up")
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
 def _invalid(exc: InvalidReport) -> Response:
     return problem(
         422,
@@ -127,6 +135,8 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         if isinstance(data, Response):
             return data
         service = runtime.reports
+        if service is None:
+            return _not_ready()
         try:
             report = await service.submit(
                 identity,
@@ -162,8 +172,11 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         identity = _identity(request)
         if isinstance(identity, Response):
             return identity
+        service = runtime.reports
+        if service is None:
+            return _not_ready()
         try:
-            report = await runtime.reports.status(identity, request.path_params["report_id"])
+            report = await service.status(identity, request.path_params["report_id"])
         except NotFound:
             return problem(404, "report_not_found", "Report not found")
         return _json({"report": report.public()})
@@ -180,8 +193,11 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
             return problem(
                 400, "invalid_parameter", f"limit must be 1..{MAX_PULL_LIMIT}", parameter="limit"
             )
+        service = runtime.reports
+        if service is None:
+            return _not_ready()
         limit = int(raw_limit)
-        items, next_cursor = await runtime.reports.pull(int(raw_cursor), limit)
+        items, next_cursor = await service.pull(int(raw_cursor), limit)
         return _json(
             {"items": items, "next_cursor": str(next_cursor), "has_more": len(items) == limit}
         )
@@ -193,8 +209,11 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         data = await _read_json(request)
         if isinstance(data, Response):
             return data
+        service = runtime.reports
+        if service is None:
+            return _not_ready()
         try:
-            report = await runtime.reports.resolve(
+            report = await service.resolve(
                 request.path_params["report_id"],
                 data.get("outcome"),
                 data.get("reply"),
