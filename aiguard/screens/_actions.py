@@ -6,16 +6,14 @@ a whole answer get the same decision for the same findings.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from aiguard.policy.screening import ScreeningPolicy
 from aiguard.screens.base import Action, ScreenResult, Span, Verdict
 
 SCREEN_ERROR = "screen_error"
-
-Redactor = Callable[[str, Sequence[Span]], str]
 
 # Short, readable placeholders for common labels; anything else becomes ``[LABEL]``.
 _SHORT = {
@@ -98,12 +96,25 @@ def merge(spans: Iterable[Span]) -> tuple[Span, ...]:
     return tuple(out)
 
 
+@cache
+def _pii_placeholders() -> Mapping[str, str]:
+    """The PII screen's placeholders (``[EMAIL]``, ``[NAME]``...) so both screens' findings
+    read the same; importing the package is cheap (presidio loads in ``PIIScreen.load``)."""
+    try:
+        from aiguard.screens import pii
+    except ImportError:
+        return {}
+    table = getattr(pii, "PLACEHOLDERS", None)
+    return table if isinstance(table, Mapping) else {}
+
+
 def placeholder(label: str) -> str:
-    return f"[{_SHORT.get(label, label.upper())}]"
+    found = _pii_placeholders().get(label)
+    return found if isinstance(found, str) else f"[{_SHORT.get(label, label.upper())}]"
 
 
-def generic_redact(text: str, spans: Sequence[Span]) -> str:
-    """Replace each (sorted, non-overlapping) span with ``[LABEL]``."""
+def redact(text: str, spans: Sequence[Span]) -> str:
+    """Replace each (sorted, non-overlapping) span with its readable placeholder."""
     parts: list[str] = []
     pos = 0
     for s in spans:
@@ -112,25 +123,3 @@ def generic_redact(text: str, spans: Sequence[Span]) -> str:
         pos = s.end
     parts.append(text[pos:])
     return "".join(parts)
-
-
-def find_redactor() -> Redactor:
-    """The PII screen's ``redact(text, spans)`` when that package is loaded, else ours.
-
-    Looked up in ``sys.modules`` only: the pipeline must not import the PII stack when the
-    policy does not use it.
-    """
-    mod = sys.modules.get("aiguard.screens.pii")
-    fn = getattr(mod, "redact", None) if mod is not None else None
-    if not callable(fn):
-        return generic_redact
-    pii_redact: Callable[[str, Sequence[Span]], object] = fn
-
-    def redact(text: str, spans: Sequence[Span]) -> str:
-        try:
-            out = pii_redact(text, spans)
-        except TypeError:  # a different signature than agreed: stay correct, use ours
-            return generic_redact(text, spans)
-        return out if isinstance(out, str) else generic_redact(text, spans)
-
-    return redact

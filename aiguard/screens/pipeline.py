@@ -25,7 +25,7 @@ from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
 from aiguard.policy.prompts import Catalogue
 from aiguard.screens import registry
-from aiguard.screens._actions import Decision, decide, find_redactor
+from aiguard.screens._actions import Decision, decide, redact
 from aiguard.screens.base import PipelineResult, Screen, ScreenContext, ScreenResult, Verdict
 
 if TYPE_CHECKING:
@@ -76,7 +76,6 @@ class ScreenPipeline:
         self.settings = policy.screening
         self.catalogue = catalogue
         self.screens: dict[str, Screen] = {s.name: s for s in screens}
-        self._redact = find_redactor()
         self._loaded = False
         self._load_lock: anyio.Lock | None = None
         catalogue.text("blocked", catalogue.default_locale)  # fail now, not mid-request
@@ -96,7 +95,6 @@ class ScreenPipeline:
             async with anyio.create_task_group() as tg:
                 for screen in self.screens.values():
                     tg.start_soon(screen.load)
-            self._redact = find_redactor()  # the PII package may have been imported by load()
             self._loaded = True
             log.info(
                 "screens loaded: %s in %.0f ms",
@@ -151,7 +149,7 @@ class ScreenPipeline:
         return done, decide(done, self.settings, len(text))
 
     def redact(self, text: str, decision: Decision) -> str:
-        return self._redact(text, decision.redactions)
+        return redact(text, decision.redactions)
 
     def blocked_text(self, context: ScreenContext) -> str:
         return self.catalogue.text("blocked", context.locale).text

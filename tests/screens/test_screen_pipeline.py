@@ -156,7 +156,7 @@ async def test_overlapping_spans_from_two_screens_are_merged(make_pipeline: Make
     a = Fixed("a", Verdict.REDACT, Span("PERSON", 6, 13, 0.9))
     b = Fixed("b", Verdict.REDACT, Span("EMAIL_ADDRESS", 10, 30, 0.9))
     r = await make_pipeline(a, b).screen("Mail: Ann Lee <ann@example.com> now", CTX)
-    assert r.text == "Mail: [PERSON]> now"
+    assert r.text == "Mail: [NAME]> now"  # the PII screen's placeholder for PERSON
 
 
 async def test_route_screens_and_disabled(make_pipeline: Make) -> None:
