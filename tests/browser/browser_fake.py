@@ -128,11 +128,15 @@ def build_app(api: FakeAPI) -> Starlette:
     async def report(request: Request) -> Response:
         data = await body_of(request)
         if data.get("message_id") not in api.message_ids:
-            return problem(404, "unknown_message", "Unknown message")
+            return problem(404, "message_not_found", "Message not found")
         report_id = "rep_" + uuid.uuid4().hex[:12]
         api.reports[report_id] = data
         return JSONResponse(
-            {"id": report_id, "status": "received", "procedure": {"text": PROCEDURE}},
+            {
+                "report": {"id": report_id, "status": "received", **data},
+                "procedure": {"id": "report_procedure", "version": "1", "text": PROCEDURE},
+                "status_url": f"{PREFIX}/reports/{report_id}",
+            },
             status_code=201,
         )
 

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from browser_fake import FakeAPI, build_app
 
 from aiguard.policy.prompts import Catalogue
+from tests.browser.browser_fake import FakeAPI, build_app
+from tests.servers import serve
 
 CHROMIUM = os.environ.get("AIGUARD_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -43,12 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _unavailable(reason: str) -> None:
@@ -91,21 +82,8 @@ def aiguard_app(fake_api: FakeAPI) -> Any:
 
 @pytest.fixture
 def live_server(aiguard_app: Any) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        aiguard_app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-browser", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(aiguard_app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_fake import ANSWER_TOKENS, FakeAPI
 
 from aiguard.policy.prompts import Catalogue
+from tests.browser.browser_fake import ANSWER_TOKENS, FakeAPI
 
 pytestmark = pytest.mark.browser
 

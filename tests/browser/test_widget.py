@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_fake import NOTICE, NOTICE_VERSION, PROCEDURE, FakeAPI
 
 from aiguard.policy.prompts import Catalogue
+from tests.browser.browser_fake import NOTICE, NOTICE_VERSION, PROCEDURE, FakeAPI
 
 pytestmark = pytest.mark.browser
 
@@ -180,7 +180,7 @@ def test_report_flow_renders_user_text_as_text(
         "message_id": message_id,
         "category": "outdated",
         "comment": XSS,
-        "suggested_correction": "It is still Paris.",
+        "correction": "It is still Paris.",
     }
     # the comment is echoed as visible text; nothing in it became markup or ran
     assert receipt.locator(".ag-receipt-comment").inner_text() == XSS

@@ -517,9 +517,9 @@
       placeholder: t("report_comment_hint"),
     });
     var correction = el("textarea", {
-      name: "suggested_correction",
+      name: "correction",
       rows: "2",
-      maxlength: "2000",
+      maxlength: "4000",
       placeholder: t("report_correction_hint"),
     });
     var status = el("p", { className: "ag-form-status", role: "alert" });
@@ -554,7 +554,7 @@
       status.textContent = "";
       var body = { message_id: messageId, category: select.value };
       if (comment.value.trim()) body.comment = comment.value;
-      if (correction.value.trim()) body.suggested_correction = correction.value;
+      if (correction.value.trim()) body.correction = correction.value;
       api("POST", "/reports", body)
         .then(function (r) {
           if (!r.ok || !r.data) {
@@ -573,15 +573,15 @@
     return form;
   }
 
-  // The reports API may name the handling text `procedure` (string or {text}) or `handling`.
+  // POST /reports answers {report: {id, ...}, procedure: {id, version, ..., text}, status_url}.
   function procedureText(data) {
-    var p = data.procedure || data.handling;
+    var p = data.procedure;
     if (p && typeof p === "object") p = p.text;
     return typeof p === "string" && p ? p : t("report_procedure");
   }
 
   function showReceipt(wrap, data, sent) {
-    var reportId = String(data.id || data.report_id || "");
+    var reportId = String((data.report && data.report.id) || data.id || "");
     var receipt = el("div", { className: "ag-receipt", role: "status", tabindex: "-1" }, [
       el("p", { className: "ag-receipt-title", text: t("report_received", { id: reportId }) }),
       el("p", { className: "ag-receipt-procedure", text: procedureText(data) }),
