@@ -118,7 +118,7 @@ async def test_export_streams_before_reading_everything(db: Database, catalogue:
     service = ConsentService(counting, policy, catalogue)
     for fmt in ("csv", "jsonl", "receipt"):
         counting.fetched = 0
-        chunks = service.export(fmt, batch=100)  # type: ignore[arg-type]
+        chunks = service.export(fmt, batch=100)
         first = await anext(chunks)
         assert first
         assert counting.fetched <= 100, f"{fmt}: {counting.fetched} rows read before first line"
