@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-
-import anyio
 from pathlib import Path
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message
 
 from aiguard.policy.models import Policy

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -61,9 +61,13 @@ def json_app(payload: Any, status: int = 200, **kw: Any) -> Starlette:
         await request.body()
         return JSONResponse(payload, status_code=status, **kw)
 
-    return Starlette(routes=[Route("/v1/chat/completions", endpoint, methods=["POST", "GET"]),
-                             Route("/chat", endpoint, methods=["POST"]),
-                             Route("/other", endpoint, methods=["POST", "GET"])])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", endpoint, methods=["POST", "GET"]),
+            Route("/chat", endpoint, methods=["POST"]),
+            Route("/other", endpoint, methods=["POST", "GET"]),
+        ]
+    )
 
 
 # -- non-streamed JSON -----------------------------------------------------------------------
@@ -109,7 +113,9 @@ async def test_disclosure_only_on_first_answer_by_default(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("mode", "expect_second"), [("every", True), ("first", False)])
-async def test_mode_every_vs_first_on_plain_json(tmp_path: Path, mode: str, expect_second: bool) -> None:
+async def test_mode_every_vs_first_on_plain_json(
+    tmp_path: Path, mode: str, expect_second: bool
+) -> None:
     app = guard(json_app({"answer": "42"}), tmp_path, disclosure={"mode": mode})
     hdrs = {"x-conversation-id": "conv-1"}
     first = (await call(app, {"message": "q"}, path="/chat", headers=hdrs)).json()
@@ -128,8 +134,8 @@ async def test_mode_off_keeps_machine_readable_parts(tmp_path: Path) -> None:
 
 
 async def test_mode_interval(tmp_path: Path) -> None:
-    from aiguard.services.disclosure import DisclosureService
     from aiguard.policy.prompts import Catalogue
+    from aiguard.services.disclosure import DisclosureService
 
     policy = make_policy(tmp_path, disclosure={"mode": "interval", "interval_minutes": 10})
     svc = DisclosureService(policy, Catalogue())
@@ -140,8 +146,11 @@ async def test_mode_interval(tmp_path: Path) -> None:
 
 
 async def test_field_path_nested(tmp_path: Path) -> None:
-    app = guard(json_app({"data": {"reply": "ok"}, "n": 1}), tmp_path,
-                routes=[{"path": "/chat", "field": "data.reply"}])
+    app = guard(
+        json_app({"data": {"reply": "ok"}, "n": 1}),
+        tmp_path,
+        routes=[{"path": "/chat", "field": "data.reply"}],
+    )
     body = (await call(app, {"message": "q"}, path="/chat")).json()
     assert body["data"]["reply"].startswith(EN_DISCLOSURE) and body["n"] == 1
 
@@ -218,12 +227,18 @@ async def test_head_204_304_and_empty(tmp_path: Path) -> None:
             return Response(status_code=304)
         return Response(b"", media_type="application/json")
 
-    app = guard(Starlette(routes=[Route("/v1/chat/completions", ep, methods=["POST", "HEAD"])]),
-                tmp_path, routes=[{"path": "/v1/chat/completions", "methods": ["POST", "HEAD"]}])
+    app = guard(
+        Starlette(routes=[Route("/v1/chat/completions", ep, methods=["POST", "HEAD"])]),
+        tmp_path,
+        routes=[{"path": "/v1/chat/completions", "methods": ["POST", "HEAD"]}],
+    )
     for k, status in (("204", 204), ("304", 304)):
+
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
-        from tests.asgi.harness import Recorder, scope as mkscope
+
+        from tests.asgi.harness import Recorder
+        from tests.asgi.harness import scope as mkscope
 
         sc = mkscope()
         sc["query_string"] = f"k={k}".encode()
@@ -254,17 +269,23 @@ async def test_oversized_json_answer_passes_through_unmodified(
     raw = json.dumps(big).encode()
 
     async def ep(request: Request) -> Response:
-        return StreamingResponse(iter([raw[:1000], raw[1000:3000], raw[3000:]]),
-                                 media_type="application/json")
+        return StreamingResponse(
+            iter([raw[:1000], raw[1000:3000], raw[3000:]]), media_type="application/json"
+        )
 
-    app = guard(Starlette(routes=[Route("/v1/chat/completions", ep, methods=["POST"])]),
-                tmp_path, max_body_bytes=2048)
+    app = guard(
+        Starlette(routes=[Route("/v1/chat/completions", ep, methods=["POST"])]),
+        tmp_path,
+        max_body_bytes=2048,
+    )
     rec = await call(app, chat())
     assert rec.body == raw
     assert "exceeds 2048 bytes" in caplog.text
 
 
-async def test_gzip_encoded_answer_passes_through(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_gzip_encoded_answer_passes_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     raw = gzip.compress(json.dumps(completion()).encode())
 
     async def ep(request: Request) -> Response:
@@ -376,12 +397,19 @@ async def test_disclosure_chunk_is_sent_before_upstream_produces_tokens(tmp_path
 
     async def upstream(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         await release.wait()  # the model has not produced anything yet
         for tok in ("Hello", " world"):
             await send({"type": "http.response.body", "body": sse_chunk(tok), "more_body": True})
-        await send({"type": "http.response.body", "body": sse_chunk(None, "stop"), "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": sse_chunk(None, "stop"), "more_body": True}
+        )
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     from tests.asgi.harness import Recorder
@@ -398,8 +426,11 @@ async def test_disclosure_chunk_is_sent_before_upstream_produces_tokens(tmp_path
         release.set()
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": json.dumps(chat(stream=True)).encode(),
-                "more_body": False}
+        return {
+            "type": "http.request",
+            "body": json.dumps(chat(stream=True)).encode(),
+            "more_body": False,
+        }
 
     from tests.asgi.harness import scope
 
@@ -412,7 +443,9 @@ async def test_disclosure_chunk_is_sent_before_upstream_produces_tokens(tmp_path
     assert "content-length" not in rec.headers
     # every upstream token was forwarded in its own message, not collected
     bodies = [events_of(m["body"]) for m in rec.bodies]
-    contents = [e["choices"][0]["delta"].get("content") for b in bodies for e in b if isinstance(e, dict)]
+    contents = [
+        e["choices"][0]["delta"].get("content") for b in bodies for e in b if isinstance(e, dict)
+    ]
     assert contents[1:3] == ["Hello", " world"]
     assert len(rec.bodies) >= 4 and rec.bodies[-1]["more_body"] is False
     assert events_of(rec.body)[-1] == "[DONE]"
@@ -421,8 +454,8 @@ async def test_disclosure_chunk_is_sent_before_upstream_produces_tokens(tmp_path
 async def test_text_plain_stream_gets_disclosure_first(tmp_path: Path) -> None:
     async def ep(request: Request) -> Response:
         async def gen() -> Any:
-            yield "Hel".encode()
-            yield "lo ".encode() + "wörld".encode()[:2]
+            yield b"Hel"
+            yield b"lo " + "wörld".encode()[:2]
             yield "wörld".encode()[2:]
 
         return StreamingResponse(gen(), media_type="text/plain; charset=utf-8")
@@ -460,8 +493,11 @@ async def test_plain_json_sse_stream_with_field(tmp_path: Path) -> None:
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
-    app = guard(Starlette(routes=[Route("/chat", ep, methods=["POST"])]), tmp_path,
-                routes=[{"path": "/chat", "format": "json"}])
+    app = guard(
+        Starlette(routes=[Route("/chat", ep, methods=["POST"])]),
+        tmp_path,
+        routes=[{"path": "/chat", "format": "json"}],
+    )
     evs = events_of((await call(app, {"message": "q"}, path="/chat")).body)
     assert evs[0]["answer"].startswith(EN_DISCLOSURE) and "aiguard" in evs[0]
     assert [e["answer"] for e in evs[1:]] == ["Hi", " there"]

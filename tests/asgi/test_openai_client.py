@@ -60,8 +60,11 @@ async def test_async_non_stream_and_stream(base_url: str) -> None:
 
 def test_follow_up_turn_has_no_human_disclosure(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-    history = [*QUESTION, {"role": "assistant", "content": "Paris."},
-               {"role": "user", "content": "hello"}]
+    history = [
+        *QUESTION,
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "hello"},
+    ]
     out = client.chat.completions.create(model="x", messages=history)  # type: ignore[arg-type]
     assert not (out.choices[0].message.content or "").startswith(DISCLOSURE)
 

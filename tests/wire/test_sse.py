@@ -19,7 +19,7 @@ STREAMS = [
     (b"data: hello\n\n", [("hello", "", None)]),
     (b"data: a\r\ndata: b\r\n\r\n", [("a\nb", "", None)]),
     (b"data: x\r\rdata: y\r\r", [("x", "", None), ("y", "", None)]),
-    (b"event: delta\nid: 7\ndata: {\"k\": 1}\n\n", [('{"k": 1}', "delta", "7")]),
+    (b'event: delta\nid: 7\ndata: {"k": 1}\n\n', [('{"k": 1}', "delta", "7")]),
     (b"data:no-space\n\n", [("no-space", "", None)]),
     (b"data: \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80\n\n", [("你好 😀", "", None)]),
     (b"data: [DONE]\n\n", [("[DONE]", "", None)]),
