@@ -19,7 +19,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,29 @@ U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
 # A CJK/kana/hangul character is a token on its own (no spaces between words); otherwise a run
-# of letters and digits. Apostrophes, dashes and all punctuation separate tokens.
-TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+")
-_FORMAT = 1  # bump when the on-disk layout or the hashing changes
+# of letters and digits. Apostrophes join ("don't", "lady's" are one word, hashed without the
+# apostrophe so a typed ' matches a typeset ’); dashes and other punctuation separate tokens.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_WORD = rf"[^\W_{_CJK}]+"
+_APOSTROPHES = "'\u2019\u02bc"
+_DROP_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
+_CORPUS_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}")  # applied after apostrophes are dropped
+ANSWER_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}(?:[{_APOSTROPHES}]{_WORD})*")
+_FORMAT = 2  # bump when the on-disk layout or the hashing changes
 _MULT = np.uint64(0x100000001B3)
 _MAX_HITS_PER_SHINGLE = 8  # a shingle common to many works: measuring 8 of them is enough
+
+
+def corpus_tokens(text: str) -> list[str]:
+    """Normalised tokens of a whole work (fast path: a few passes in C over the text)."""
+    tokens = _CORPUS_TOKEN.findall(text.translate(_DROP_APOSTROPHES))
+    # case-fold the tokens, not the text: folding can split a token ("İ" -> "i" + U+0307)
+    return "\n".join(tokens).casefold().split("\n") if tokens else []
+
+
+def answer_token_hash(token: str) -> int:
+    """The hash of one ``ANSWER_TOKEN`` match, equal to its corpus token's."""
+    return zlib.crc32(token.translate(_DROP_APOSTROPHES).casefold().encode())
 
 
 def token_hashes(tokens: list[str]) -> U32:
@@ -120,14 +138,14 @@ class ShingleIndex:
     # -- building --------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, works: Iterator[tuple[str, str]], params: IndexParams) -> ShingleIndex:
+    def build(cls, works: Iterable[tuple[str, str]], params: IndexParams) -> ShingleIndex:
         names: list[str] = []
         starts = [0]
         token_parts: list[U32] = []
         hash_parts: list[U64] = []
         pos_parts: list[U32] = []
         for name, text in works:
-            toks = token_hashes(TOKEN.findall(text.casefold()))
+            toks = token_hashes(corpus_tokens(text))
             base = starts[-1]
             names.append(name)
             starts.append(base + len(toks))
@@ -237,9 +255,8 @@ def corpus_key(files: list[tuple[str, Path]], params: IndexParams) -> str:
     """Content hash of the corpus (names and bytes) and the index parameters."""
     digest = hashlib.sha256(json.dumps([_FORMAT, _params(params)]).encode())
     for rel, path in files:
-        digest.update(rel.encode() + b"\0")
+        digest.update(f"{rel}\0{path.stat().st_size}\0".encode())
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
-        digest.update(b"\0\0")
     return digest.hexdigest()[:32]

@@ -16,15 +16,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import anyio.to_thread
 
 from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
-from aiguard.screens._shingles import TOKEN, IndexParams, ShingleIndex, corpus_key
+from aiguard.screens._shingles import (
+    ANSWER_TOKEN,
+    IndexParams,
+    ShingleIndex,
+    answer_token_hash,
+    corpus_key,
+)
 from aiguard.screens.base import ScreenContext, ScreenResult, Span, Verdict
 
 log = logging.getLogger("aiguard.screens.infringement")
@@ -116,6 +121,12 @@ class InfringementScreen:
             self.build_seconds,
         )
 
+    def index_works(self, works: Iterable[tuple[str, str]]) -> ShingleIndex:
+        """Build the index from ``(name, text)`` pairs instead of a folder (sync: call it in a
+        worker thread from async code). For evaluations and embedding; ``load()`` uses files."""
+        self.index = ShingleIndex.build(iter(works), self.params)
+        return self.index
+
     def _files(self) -> list[tuple[str, Path]]:
         assert self.corpus_dir is not None
         found = sorted(p for p in self.corpus_dir.rglob("*.txt") if p.is_file())
@@ -164,10 +175,10 @@ class InfringementScreen:
     def _verbatim(self, text: str) -> list[Span]:
         index = self.index
         assert index is not None
-        matches = list(TOKEN.finditer(text))
+        matches = list(ANSWER_TOKEN.finditer(text))
         if len(matches) < self.params.k:
             return []
-        hashes = [zlib.crc32(m.group().casefold().encode()) for m in matches]
+        hashes = [answer_token_hash(m.group()) for m in matches]
         spans: list[Span] = []
         for run in index.runs(hashes):
             words = run.a_end - run.a_start
