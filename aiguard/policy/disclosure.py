@@ -14,6 +14,7 @@ class DisclosurePolicy(Section):
     """Human-readable disclosure: first answer of a conversation, every answer, every
     ``interval_minutes`` per conversation, or never (machine-readable metadata is always sent)."""
     interval_minutes: int = Field(default=30, ge=1)
+    """With ``mode = "interval"``: show the disclosure again after this many minutes."""
     header: bool = True
     """Send the ``AI-Disclosure`` response header (IETF draft-abaris-aicdh shape)."""
     metadata: bool = True

@@ -43,6 +43,9 @@ def _default_routes() -> list[RouteRule]:
 
 class Policy(Section):
     routes: list[RouteRule] = Field(default_factory=_default_routes)
+    """Guarded routes: ``path`` (exact, or prefix ending in ``*``), ``format`` (``auto``,
+    ``openai``, ``json``, ``text``), ``field`` (dotted path of the answer in plain JSON),
+    ``methods``."""
     prefix: str = "/aiguard"
     """Where aiguard serves its own API (consent, reports, widget)."""
     provider: str = "aiguard"
@@ -52,6 +55,7 @@ class Policy(Section):
     locale: str | None = None
     """Fixed locale; unset negotiates from ``Accept-Language``."""
     default_locale: str = "en"
+    """Used when negotiation finds no supported language (and for LLM prompts)."""
     prompts_dir: Path | None = None
     """Folder of ``<locale>/<name>.toml`` texts; unset uses the packaged ``prompts/``."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
