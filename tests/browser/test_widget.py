@@ -202,17 +202,17 @@ def test_report_error_is_shown(page: Any, live_server: str, catalogue: Catalogue
     assert page.locator(".ag-receipt").count() == 0
 
 
-@pytest.mark.parametrize("page", [{"width": 360, "height": 640}], indirect=True)
+@pytest.mark.parametrize("page", [{"width": 320, "height": 640}], indirect=True)
 def test_mobile_width(page: Any, live_server: str, fake_api: FakeAPI) -> None:
     fake_api.required = ["ai_interaction"]
     page.goto(live_server + "/")
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
     box = dialog.bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320
     for name in ("consent_accept", "consent_decline"):
         button = page.get_by_role("button", name=page.evaluate(f"aiguard.t('{name}')"))
         b = button.bounding_box()
-        assert b is not None and b["x"] + b["width"] <= 360 and b["height"] >= 40
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert b is not None and b["x"] + b["width"] <= 320 and b["height"] >= 40
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
     assert page.locator(".ag-badge-btn").is_visible()
