@@ -36,7 +36,7 @@ from aiguard.errors import AIGuardError
 from aiguard.policy.models import Policy
 from aiguard.services import records, reports
 from aiguard.services.sinks import DeliveryError, ReportSink
-from aiguard.store.base import Database
+from aiguard.store.base import Database, Tx
 
 log = logging.getLogger("aiguard.outbox")
 
@@ -53,6 +53,19 @@ _CLAIM_SQL = (
 _LEASE_SQL = (
     "UPDATE aiguard_outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
     " updated_at = ? WHERE id IN ({marks})"
+)
+_DELIVERED_SQL = (
+    "UPDATE aiguard_outbox SET state = 'delivered', delivered_at = ?, lease_owner = NULL,"
+    " lease_until = NULL, last_error = NULL, updated_at = ?"
+    " WHERE lease_owner = ? AND id IN ({marks})"
+)
+# a report is forwarded once a delivery of its *current* revision succeeded (an update made
+# while an older revision was in flight keeps it "received")
+_FORWARDED_SQL = (
+    "UPDATE aiguard_reports SET status = 'forwarded', forwarded_at = ?"
+    " WHERE status = 'received' AND id IN ({marks}) AND EXISTS (SELECT 1 FROM aiguard_outbox o"
+    " WHERE o.report_id = aiguard_reports.id AND o.revision = aiguard_reports.revision"
+    " AND o.state = 'delivered')"
 )
 _RETRY_SQL = (
     "UPDATE aiguard_outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
@@ -243,62 +256,60 @@ class OutboxWorker:
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         now = time.time()
-        forwarded: list[tuple[str, int]] = []
+        ok = [out.row for out in outcomes if out.error is None]
         async with self._db.transaction() as tx:
-            for out in outcomes:
-                row = out.row
-                if out.error is None:
-                    n = await tx.execute(
-                        "UPDATE aiguard_outbox SET state = 'delivered', delivered_at = ?,"
-                        " lease_owner = NULL, lease_until = NULL, last_error = NULL,"
-                        " updated_at = ? WHERE id = ? AND lease_owner = ?",
-                        now,
-                        now,
-                        row.id,
-                        self.owner,
-                    )
-                    if n:
-                        self.delivered += 1
-                        forwarded.append((row.report_id, row.revision))
-                    continue
-                self.failed += 1
-                dead = row.attempts >= self._rp.max_attempts
-                delay = backoff(
-                    row.attempts,
-                    self._rp.backoff_base_seconds,
-                    self._rp.backoff_max_seconds,
-                    retry_after=out.retry_after,
+            if ok:
+                # one statement for the whole batch: deliveries are the common case
+                marks = ",".join("?" * len(ok))
+                self.delivered += await tx.execute(
+                    _DELIVERED_SQL.format(marks=marks), now, now, self.owner, *(r.id for r in ok)
                 )
                 await tx.execute(
-                    "UPDATE aiguard_outbox SET state = ?, next_attempt_at = ?, last_error = ?,"
-                    " lease_owner = NULL, lease_until = NULL, updated_at = ?"
-                    " WHERE id = ? AND lease_owner = ?",
-                    "dead" if dead else "pending",
-                    now + delay,
-                    out.error[:1000],
-                    now,
-                    row.id,
-                    self.owner,
+                    _FORWARDED_SQL.format(marks=marks), now, *(r.report_id for r in ok)
                 )
-                if dead:
-                    self.dead += 1
-                    log.error(
-                        "report event %s to %s dead after %d attempts: %s",
-                        row.key,
-                        row.sink,
-                        row.attempts,
-                        out.error,
-                    )
-                else:
-                    log.warning(
-                        "report event %s to %s failed (attempt %d, retry in %.1f s): %s",
-                        row.key,
-                        row.sink,
-                        row.attempts,
-                        delay,
-                        out.error,
-                    )
-            await reports.mark_forwarded_tx(tx, forwarded, now)
+            for out in outcomes:
+                if out.error is not None:
+                    await self._failed(tx, out, now)
+
+    async def _failed(self, tx: Tx, out: Outcome, now: float) -> None:
+        row, error = out.row, out.error or "failed"
+        self.failed += 1
+        dead = row.attempts >= self._rp.max_attempts
+        delay = backoff(
+            row.attempts,
+            self._rp.backoff_base_seconds,
+            self._rp.backoff_max_seconds,
+            retry_after=out.retry_after,
+        )
+        await tx.execute(
+            "UPDATE aiguard_outbox SET state = ?, next_attempt_at = ?, last_error = ?,"
+            " lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND lease_owner = ?",
+            "dead" if dead else "pending",
+            now + delay,
+            error[:1000],
+            now,
+            row.id,
+            self.owner,
+        )
+        if dead:
+            self.dead += 1
+            log.error(
+                "report event %s to %s dead after %d attempts: %s",
+                row.key,
+                row.sink,
+                row.attempts,
+                error,
+            )
+        else:
+            log.warning(
+                "report event %s to %s failed (attempt %d, retry in %.1f s): %s",
+                row.key,
+                row.sink,
+                row.attempts,
+                delay,
+                error,
+            )
 
 
 async def retry(

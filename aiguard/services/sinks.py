@@ -96,10 +96,16 @@ class WebhookSink:
 
     name = "webhook"
 
-    def __init__(self, url: str, secret: str | bytes, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, secret: str | bytes, timeout: float = 10.0, *, max_connections: int = 16
+    ) -> None:
         self.url = url
         self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
         self._timeout = timeout
+        # keep as many connections alive as the worker sends at once, so rounds reuse them
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -107,6 +113,7 @@ class WebhookSink:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self._timeout,
+                limits=self._limits,
                 follow_redirects=False,
                 headers={"User-Agent": "aiguard-webhook/1"},
                 trust_env=False,  # never route report payloads through an ambient proxy
@@ -194,7 +201,10 @@ def build_sinks(policy: Policy) -> list[ReportSink]:
         assert rp.webhook_secret is not None  # the policy validator requires it
         sinks.append(
             WebhookSink(
-                rp.webhook_url, rp.webhook_secret.get_secret_value(), rp.webhook_timeout_seconds
+                rp.webhook_url,
+                rp.webhook_secret.get_secret_value(),
+                rp.webhook_timeout_seconds,
+                max_connections=min(rp.outbox_batch, 64),
             )
         )
     if rp.jsonl_path is not None:

@@ -190,9 +190,13 @@ async def _work(policy: Policy, quiet_for: float) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[0] == "receive":  # a receiver in its own process (bench)
+        uvicorn.run(Receiver().app(), host="127.0.0.1", port=int(argv[1]), log_level="warning")
+        return 0
     mode, db_url, webhook_url = argv[0], argv[1], argv[2]
     if mode == "serve":
-        policy = app_policy(db_url, webhook_url)
+        overrides = json.loads(argv[4]) if len(argv) > 4 else {}
+        policy = app_policy(db_url, webhook_url, **overrides)
         port = int(argv[3])
         uvicorn.run(build_app(policy), host="127.0.0.1", port=port, log_level="warning")
         return 0
