@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from aiguard.policy.models import Policy
@@ -111,7 +112,6 @@ MIGRATIONS = [
 # SQL built from the constant column list only (never from input): hence the S608 waivers
 _COLUMNS = ", ".join(RECORD_FIELDS)
 _PLACEHOLDERS = ", ".join("?" for _ in RECORD_FIELDS)
-_INSERT = f"INSERT INTO consent_records ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608
 _SELECT = f"SELECT {_COLUMNS} FROM consent_records"  # noqa: S608
 _VERIFY = (
     f"SELECT {', '.join('r.' + f for f in RECORD_FIELDS)}, k.key AS subject_key"  # noqa: S608
@@ -139,6 +139,13 @@ def to_timestamp(value: datetime | date | str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """One INSERT for all rows of a ``record()`` call: one round trip inside the chain lock."""
+    values = ", ".join(f"({_PLACEHOLDERS})" for _ in range(rows))
+    return f"INSERT INTO consent_records ({_COLUMNS}) VALUES {values}"  # noqa: S608
+
+
 def _record(row: Row) -> ConsentRecord:
     return ConsentRecord(**{f: row[f] for f in RECORD_FIELDS})
 
@@ -162,8 +169,10 @@ class ConsentService:
         self._generation = 0  # bumped by every write, so an in-flight check cannot cache stale
         self._salt = salt if salt is not None else evidence.configured_salt(policy)
         self._head_sql = "SELECT seq, hash FROM consent_chain_head WHERE id = 1"
+        self._key_sql = "SELECT key FROM consent_subject_keys WHERE subject_id = ?"
         if db.dialect == "postgres":
             self._head_sql += " FOR UPDATE"  # the one lock every replica's writer queues on
+            self._key_sql += " FOR SHARE"  # see _subject_key
         catalogue.text(self._notice, catalogue.default_locale)  # fail at startup, not per request
 
     # ---------------------------------------------------------------- notice ---------------
@@ -223,12 +232,14 @@ class ConsentService:
         ua_hash = evidence.ua_evidence(salt, identity.user_agent)
         subject = identity.subject_id
         receipt_id = "rcpt_" + uuid.uuid4().hex
-        out: list[ConsentRecord] = []
+        rows: list[dict[str, Any]] = []
         async with self.db.transaction(exclusive=True) as tx:
+            # the key first, the chain head second: the head lock is then held only for the
+            # INSERT and the head UPDATE, which is what bounds throughput across replicas
+            key = await self._subject_key(tx, subject)
             head = await tx.fetchone(self._head_sql)
             if head is None:
                 raise InvalidConsentError("consent tables are missing: run `aiguard db upgrade`")
-            key = await self._subject_key(tx, subject)
             seq, prev = int(head["seq"]), str(head["hash"])
             created_at = utc_now()  # taken under the lock: chain order is time order
             for purpose in wanted:
@@ -255,26 +266,35 @@ class ConsentService:
                     "erased_at": None,
                 }
                 row["hash"] = prev = chain.record_hash(prev, row)
-                await tx.execute(_INSERT, *(row[f] for f in RECORD_FIELDS))
-                out.append(_record(row))
+                rows.append(row)
+            await tx.execute(
+                _insert_sql(len(rows)), *(row[f] for row in rows for f in RECORD_FIELDS)
+            )
             await tx.execute(
                 "UPDATE consent_chain_head SET seq = ?, hash = ? WHERE id = 1", seq, prev
             )
+        out = [_record(row) for row in rows]
         self._forget(subject)
         return out
 
     async def _subject_key(self, tx: Tx, subject_id: str) -> bytes:
-        await tx.execute(
-            "INSERT INTO consent_subject_keys (subject_id, key, created_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (subject_id) DO NOTHING",
-            subject_id,
-            secrets.token_hex(32),
-            utc_now(),
-        )
-        row = await tx.fetchone(
-            "SELECT key FROM consent_subject_keys WHERE subject_id = ?", subject_id
-        )
-        assert row is not None  # inserted above in this transaction
+        """The subject's commitment key, created on first use.
+
+        On PostgreSQL the key row is share-locked until commit, so a concurrent
+        ``subject_erase`` (which deletes the key first) waits for this record and then erases
+        it too, instead of leaving a record whose key is gone.
+        """
+        row = await tx.fetchone(self._key_sql, subject_id)
+        if row is None:
+            await tx.execute(
+                "INSERT INTO consent_subject_keys (subject_id, key, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (subject_id) DO NOTHING",
+                subject_id,
+                secrets.token_hex(32),
+                utc_now(),
+            )
+            row = await tx.fetchone(self._key_sql, subject_id)
+        assert row is not None  # inserted above in this transaction, or by a committed one
         return bytes.fromhex(str(row["key"]))
 
     async def _evidence_salt(self) -> bytes:
@@ -449,13 +469,15 @@ class ConsentService:
         able to show *that* consent was handled), but nothing links them to the person anymore.
         """
         async with self.db.transaction(exclusive=True) as tx:
+            # key first: on PostgreSQL this waits for in-flight records of the subject (they
+            # share-lock the key), and the UPDATE below then sees and erases their rows too
+            await tx.execute("DELETE FROM consent_subject_keys WHERE subject_id = ?", subject_id)
             count = await tx.execute(
                 "UPDATE consent_records SET subject_id = NULL, ip_hash = NULL, ua_hash = NULL,"
                 " erased_at = ? WHERE subject_id = ?",
                 utc_now(),
                 subject_id,
             )
-            await tx.execute("DELETE FROM consent_subject_keys WHERE subject_id = ?", subject_id)
         self._forget(subject_id)
         return count
 

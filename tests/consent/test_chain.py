@@ -115,3 +115,27 @@ async def test_erasure_removes_personal_data_and_keeps_the_chain(
     async with db.transaction() as tx:
         await tx.execute("UPDATE consent_records SET subject_id = ? WHERE seq = 3", f"{2:032x}")
     assert (await service.verify()).broken_seq == 3
+
+
+async def test_erasure_racing_new_records_keeps_the_chain(db_url: str, db: Database) -> None:
+    """Erase while the same subject is recording on another connection pool (another replica)."""
+    import anyio
+
+    from aiguard.policy.prompts import Catalogue
+    from aiguard.store import open_database
+    from tests.consent.conftest import make_policy
+
+    other = open_database(db_url)
+    policy, catalogue = make_policy(), Catalogue()
+    a, b = ConsentService(db, policy, catalogue), ConsentService(other, policy, catalogue)
+    try:
+        for round_ in range(15):
+            subject = f"{round_:032x}"
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(a.record, identity(subject), REQUIRED, "granted")
+                tg.start_soon(b.subject_erase, subject)
+        report = await a.verify()
+        assert report.ok, report
+    finally:
+        await other.close()
