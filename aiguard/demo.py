@@ -25,8 +25,6 @@ from aiguard.policy.models import Policy
 
 log = logging.getLogger("aiguard")
 
-STATIC = Path(__file__).resolve().parent / "asgi" / "static"
-
 
 def demo_defaults(admin_token: str, provider_token: str) -> dict[str, Any]:
     return {
@@ -51,15 +49,17 @@ def _load_example() -> ModuleType:
 
 
 def build_demo_app(policy: Policy | None = None) -> AIGuardMiddleware:
+    from aiguard.asgi.widget_api import demo_html
+
     bot = _load_example().build_app()
-    page = (STATIC / "demo.html").read_bytes()
+    if policy is None:
+        policy = load_policy(**demo_defaults(secrets.token_urlsafe(24), secrets.token_urlsafe(24)))
+    page = demo_html(policy.prefix)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
 
     app = Starlette(routes=[Route("/", index), Mount("/", app=bot)])
-    if policy is None:
-        policy = load_policy(**demo_defaults(secrets.token_urlsafe(24), secrets.token_urlsafe(24)))
     return AIGuardMiddleware(app, policy=policy)
 
 
