@@ -39,7 +39,10 @@ from aiguard.services.reports import (
     ReportService,
 )
 
-MAX_BODY_BYTES = 64 * 1024  # the longest valid report is ~24 KB of UTF-8 at default limits
+# JSON can spell one character in up to 12 bytes (an escaped surrogate pair), so the body limit
+# follows the policy's text limits: valid input never meets a 413, floods of bytes do.
+_BYTES_PER_CHAR = 12
+_BODY_SLACK = 8192
 MAX_PULL_LIMIT = 500
 DEFAULT_PULL_LIMIT = 100
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -61,21 +64,29 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return JSONResponse(data, status_code=status, headers={**_NO_STORE, **(headers or {})})
 
 
-async def _read_json(request: Request) -> dict[str, Any] | Response:
+def _too_large(limit: int) -> Response:
+    return problem(413, "body_too_large", "Request body too large", f"limit {limit} bytes")
+
+
+def body_limit(policy: Policy) -> int:
+    rp = policy.reports
+    chars = max(rp.comment_max_chars + rp.correction_max_chars, rp.reply_max_chars)
+    return _BYTES_PER_CHAR * chars + _BODY_SLACK
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any] | Response:
     """The request's JSON object, or the problem response explaining why not."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         return problem(415, "unsupported_media_type", "Send application/json")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return problem(413, "body_too_large", "Request body too large", f"limit {MAX_BODY_BYTES}")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return problem(
-                413, "body_too_large", "Request body too large", f"limit {MAX_BODY_BYTES}"
-            )
+        if len(body) > limit:
+            return _too_large(limit)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -114,6 +125,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
     policy = runtime.policy
     if not policy.reports.enabled:
         return []
+    limit = body_limit(policy)
     token = policy.reports.provider_token
     expected = ("Bearer " + token.get_secret_value()).encode("utf-8") if token is not None else None
 
@@ -131,7 +143,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         identity = _identity(request)
         if isinstance(identity, Response):
             return identity
-        data = await _read_json(request)
+        data = await _read_json(request, limit)
         if isinstance(data, Response):
             return data
         service = runtime.reports
@@ -206,7 +218,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         denied = provider_denied(request)
         if denied is not None:
             return denied
-        data = await _read_json(request)
+        data = await _read_json(request, limit)
         if isinstance(data, Response):
             return data
         service = runtime.reports

@@ -34,11 +34,13 @@ class ReportsPolicy(Section):
     """Bearer token of the provider pull API (``/provider/reports``); unset disables it (404)."""
 
     # --- delivery ---------------------------------------------------------------------------
-    max_attempts: int = Field(default=12, ge=1, le=100)
-    """Deliveries that fail this many times are dead-lettered (``aiguard reports retry``)."""
+    max_attempts: int = Field(default=30, ge=1, le=1000)
+    """Deliveries that fail this many times are dead-lettered (``aiguard reports retry`` requeues
+    them). With the default backoff, 30 attempts keep retrying for 10 to 20 hours."""
     backoff_base_seconds: float = Field(default=5.0, gt=0)
     """First retry delay; doubles per attempt, with jitter, up to ``backoff_max_seconds``."""
     backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    """Longest delay between two attempts (a receiver's ``Retry-After`` is honoured up to it)."""
     lease_seconds: float = Field(default=120.0, gt=0)
     """A claimed delivery belongs to one worker this long; a crashed worker's rows come back
     after it expires."""
@@ -48,15 +50,19 @@ class ReportsPolicy(Section):
     outbox_batch: int = Field(default=16, ge=1, le=1000)
     """Deliveries claimed, and sent concurrently, per round."""
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often each worker deletes what is past ``retention_days``."""
 
     # --- intake limits ----------------------------------------------------------------------
     rate_limit: int = Field(default=10, ge=1)
     """Report submissions (new or updated) a subject may make per ``rate_window_seconds``;
     counted in the database, so every replica shares the budget."""
     rate_window_seconds: int = Field(default=3600, ge=1)
-    comment_max_chars: int = Field(default=2000, ge=1, le=100_000)
-    correction_max_chars: int = Field(default=4000, ge=1, le=100_000)
-    reply_max_chars: int = Field(default=4000, ge=1, le=100_000)
+    """The sliding window of ``rate_limit``."""
+    comment_max_chars: int = Field(default=2000, ge=1, le=20_000)
+    """Longest reporter comment (characters, after trimming); longer is a 422."""
+    correction_max_chars: int = Field(default=4000, ge=1, le=20_000)
+    """Longest suggested correction (characters, after trimming); longer is a 422."""
+    reply_max_chars: int = Field(default=4000, ge=1, le=20_000)
     """Longest provider reply accepted by the resolution endpoint."""
 
     # --- message records --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,30 @@ def test_report_reaches_webhook_once_and_resolution_comes_back(tmp_path: Path) -
             headers=ALICE,
         )
         assert dup.status_code == 200 and dup.json()["report"]["id"] == report_id
-    assert receiver.accepted == [f"{report_id}.1"]
-    assert set(receiver.requests) == {f"{report_id}.1"}
+
+        # the longest valid report, every character escaped as a surrogate pair, still fits
+        longest = json.dumps(
+            {
+                "message_id": chat(client, ALICE),
+                "category": "other",
+                "comment": "\U0001f600" * 2000,
+                "correction": "\U0001f600" * 4000,
+            },
+            ensure_ascii=True,
+        )
+        assert len(longest) > 64 * 1024
+        big = client.post(
+            "/aiguard/reports",
+            content=longest,
+            headers={**ALICE, "content-type": "application/json"},
+        )
+        assert big.status_code == 201, big.text
+        big_key = big.json()["report"]["id"] + ".1"
+        wait_for(lambda: big_key in receiver.accepted, what="second delivery")
+    # each report reached the receiver exactly once, the double click added nothing
+    assert receiver.accepted == [f"{report_id}.1", big_key]
+    assert receiver.requests == receiver.accepted
+    assert receiver.bad_signatures == 0
 
 
 def test_provider_down_then_up_gets_the_report_once(tmp_path: Path) -> None:
@@ -171,7 +194,7 @@ def test_bad_input_gets_problem_json_and_stores_nothing(tmp_path: Path) -> None:
                 "unsupported_media_type",
             ),
             (
-                {"json": {"message_id": mine, "category": "other", "comment": "x" * 70_000}},
+                {"json": {"message_id": mine, "category": "other", "comment": "x" * 100_000}},
                 413,
                 "body_too_large",
             ),
