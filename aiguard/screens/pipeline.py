@@ -134,18 +134,26 @@ class ScreenPipeline:
         screens = self.active(context)
         if not screens or not text:
             return (), Decision(Verdict.ALLOW, (), ())
-        if len(screens) == 1:
-            results: list[ScreenResult | None] = [await self._run_one(screens[0], text, context)]
-        else:
-            results = [None] * len(screens)
+        started = time.perf_counter()
+        results: list[ScreenResult | None] = [None] * len(screens)
 
-            async def run(i: int, screen: Screen) -> None:
-                results[i] = await self._run_one(screen, text, context)
+        async def run(i: int, screen: Screen) -> None:
+            results[i] = await self._run_one(screen, text, context)
 
-            async with anyio.create_task_group() as tg:
-                for i, screen in enumerate(screens):
-                    tg.start_soon(run, i, screen)
-        done = tuple(r for r in results if r is not None)
+        # One deadline for all screens (they start together): a cancel scope per screen would
+        # cost more than a fast screen's whole run. Whoever has no result when it fires timed out.
+        timeout = self.settings.timeout_seconds
+        with anyio.move_on_after(timeout):
+            if len(screens) == 1:
+                await run(0, screens[0])
+            else:
+                async with anyio.create_task_group() as tg:
+                    for i, screen in enumerate(screens):
+                        tg.start_soon(run, i, screen)
+        done = tuple(
+            r or self._failed(s, f"timed out after {timeout:g} s", started, context)
+            for r, s in zip(results, screens, strict=True)
+        )
         return done, decide(done, self.settings, len(text))
 
     def redact(self, text: str, decision: Decision) -> str:
@@ -156,22 +164,18 @@ class ScreenPipeline:
 
     async def _run_one(self, screen: Screen, text: str, context: ScreenContext) -> ScreenResult:
         started = time.perf_counter()
-        timeout = self.settings.timeout_seconds
         try:
-            with anyio.fail_after(timeout):
-                result = await screen.screen(text, context)
-        except TimeoutError:
-            error = f"timed out after {timeout:g} s"
+            result = await screen.screen(text, context)
         except Exception as exc:  # any screen bug is contained here; fail_mode decides
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            if result.screen != screen.name or not result.elapsed_ms:
-                elapsed = result.elapsed_ms or (time.perf_counter() - started) * 1000
-                result = ScreenResult(
-                    screen.name, result.verdict, result.spans, result.error, elapsed
-                )
-            return result
-        elapsed = (time.perf_counter() - started) * 1000
+            return self._failed(screen, f"{type(exc).__name__}: {exc}", started, context)
+        if result.screen != screen.name or not result.elapsed_ms:
+            elapsed = result.elapsed_ms or (time.perf_counter() - started) * 1000
+            result = ScreenResult(screen.name, result.verdict, result.spans, result.error, elapsed)
+        return result
+
+    def _failed(
+        self, screen: Screen, error: str, started: float, context: ScreenContext
+    ) -> ScreenResult:
         closed = self.settings.fail_mode == "closed"
         log.warning(
             "screen %s failed (%s) on message %s: fail-%s, answer %s",
@@ -182,7 +186,7 @@ class ScreenPipeline:
             "blocked" if closed else "allowed",
         )
         verdict = Verdict.BLOCK if closed else Verdict.ALLOW
-        return ScreenResult(screen.name, verdict, (), error, elapsed)
+        return ScreenResult(screen.name, verdict, (), error, (time.perf_counter() - started) * 1000)
 
 
 def build_screener(policy: Policy, catalogue: Catalogue) -> ScreenPipeline:
