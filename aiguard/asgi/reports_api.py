@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aiguard.asgi.problem import problem
+from aiguard.errors import StoreError
 from aiguard.policy.models import Policy
 from aiguard.services.reports import (
     Conflict,
@@ -46,6 +48,8 @@ _BODY_SLACK = 8192
 MAX_PULL_LIMIT = 500
 DEFAULT_PULL_LIMIT = 100
 _NO_STORE = {"Cache-Control": "no-store"}
+
+log = logging.getLogger("aiguard.reports")
 
 
 class ReportsRuntime(Protocol):
@@ -102,6 +106,13 @@ def _identity(request: Request) -> Reporter | Response:
         # the middleware always sets it under the prefix: this is a wiring bug, not the caller's
         return problem(500, "identity_missing", "Request identity missing")
     return identity
+
+
+def _store_down(exc: StoreError) -> Response:
+    log.error("reports: storage failed: %s", exc)
+    resp = problem(503, "store_unavailable", "Storage is unavailable, try again shortly")
+    resp.headers["Retry-After"] = "5"
+    return resp
 
 
 def _not_ready() -> Response:
@@ -161,6 +172,8 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
             return problem(404, "message_not_found", "Message not found")
         except InvalidReport as exc:
             return _invalid(exc)
+        except StoreError as exc:
+            return _store_down(exc)
         except RateLimited as exc:
             resp = problem(
                 429, "rate_limited", "Too many reports", str(exc), retry_after=exc.retry_after
@@ -191,6 +204,8 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
             report = await service.status(identity, request.path_params["report_id"])
         except NotFound:
             return problem(404, "report_not_found", "Report not found")
+        except StoreError as exc:
+            return _store_down(exc)
         return _json({"report": report.public()})
 
     async def pull(request: Request) -> Response:
@@ -209,7 +224,10 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         if service is None:
             return _not_ready()
         limit = int(raw_limit)
-        items, next_cursor = await service.pull(int(raw_cursor), limit)
+        try:
+            items, next_cursor = await service.pull(int(raw_cursor), limit)
+        except StoreError as exc:
+            return _store_down(exc)
         return _json(
             {"items": items, "next_cursor": str(next_cursor), "has_more": len(items) == limit}
         )
@@ -237,6 +255,8 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
             return _invalid(exc)
         except Conflict as exc:
             return problem(409, "report_changed", "Report changed", str(exc))
+        except StoreError as exc:
+            return _store_down(exc)
         return _json({"report": report.provider()})
 
     return [

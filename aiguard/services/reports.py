@@ -362,8 +362,8 @@ class ReportService:
         correction_s = _text("correction", correction, self._rp.correction_max_chars)
         if not isinstance(message_id, str) or not 0 < len(message_id) <= _MESSAGE_ID_MAX:
             raise NotFound("message not found")
-        message = await self._message(message_id)
-        if message is None or message["subject_id"] != identity.subject_id:
+        message = await self._message(message_id, identity.subject_id)
+        if message is None:
             raise NotFound("message not found")
 
         now = time.time()
@@ -443,14 +443,18 @@ class ReportService:
             self.notify()
         return report
 
-    async def _message(self, message_id: str) -> dict[str, Any] | None:
+    async def _message(self, message_id: str, subject_id: str) -> dict[str, Any] | None:
+        """The caller's message, or ``None`` (unknown and someone else's take the same time)."""
         if self._records.queued(message_id) is not None:
             # make the record durable before a report points at it
             await self._records.flush()
         message = await self._records.get(message_id)
-        if message is None:
+        if message is None or message["subject_id"] != subject_id:
             await asyncio.sleep(_CROSS_REPLICA_WAIT)
-            message = await self._records.get(message_id)
+            if message is None:
+                message = await self._records.get(message_id)
+        if message is None or message["subject_id"] != subject_id:
+            return None
         return message
 
     async def _check_rate(self, tx: Tx, subject_id: str, now: float) -> None:
