@@ -73,6 +73,7 @@ class WindowedStreamScreener:
         self._tail = ""  # last `overlap` characters of released original text
         self._scan = 0  # buf index where the boundary search resumes
         self._released: list[str] = []
+        self._result: PipelineResult | None = None
         self._blocked = False
         self._finished = False
         self._redacted = False
@@ -90,6 +91,7 @@ class WindowedStreamScreener:
             return _EMPTY
         if self._passthrough:
             self._released.append(text)
+            self._result = None
             self._base += len(text)
             return StreamStep(text)
         self._buf += text
@@ -110,6 +112,12 @@ class WindowedStreamScreener:
         return await self._release(len(self._buf), final=True)
 
     def result(self) -> PipelineResult:
+        """Cached until more text is screened or released (it joins the released text)."""
+        if self._result is None:
+            self._result = self._build_result()
+        return self._result
+
+    def _build_result(self) -> PipelineResult:
         results = tuple(
             ScreenResult(
                 name,
@@ -160,6 +168,7 @@ class WindowedStreamScreener:
         self.screen_calls += 1
         self.chars_screened += len(screened)
         results, decision = await pipeline.evaluate(screened, self._context)
+        self._result = None
 
         planned, cut = cut, self._adjust_cut(cut, off, decision)
         self._record(results, off, off + cut)

@@ -139,6 +139,27 @@ async def test_near_verbatim_edits_still_match(screen: InfringementScreen, corpu
     assert r.verdict is Verdict.BLOCK and "Novel 0" in r.spans[0].explanation
 
 
+@pytest.mark.parametrize(
+    ("corpus_text", "answer", "words"),
+    [
+        ("I don’t think the lady’s maid would say so", "i DON'T think the ladys maid would say", 8),
+        ("He said 'tis the season of rock 'n' roll", "he said tis the season of rock n roll", 9),
+        ("The brand 谷歌 and Acme were both named", "The brand谷歌and Acme were both named", 9),
+        ("İstanbul was once called Constantinople", "İSTANBUL WAS ONCE CALLED CONSTANTINOPLE", 5),
+        ("the cat sat on the mat today and then it slept", "the cat sat on a mat today", 0),
+    ],
+)
+def test_tokens(corpus_text: str, answer: str, words: int) -> None:
+    s = InfringementScreen(min_words=8, min_chars=1000, shingle_words=4)
+    s.index_works([("w", corpus_text)])
+    spans = s.find(answer)
+    if words:
+        (span,) = spans
+        assert span.explanation.startswith(f"{words} consecutive words of 'w'")
+    else:
+        assert spans == []
+
+
 async def test_stitched_short_runs_do_not_match(screen: InfringementScreen, corpus: Path) -> None:
     parts = [words_of(corpus, f"Novel {i}", 300 + 40 * i, 30) for i in range(5)]
     r = await screen.screen(" ".join(parts), CTX)

@@ -82,6 +82,7 @@ async def test_releases_at_boundaries_before_the_end(make_pipeline: Make) -> Non
     assert (await s.push("Hello")).release == ""  # no boundary yet
     assert (await s.push(" world.")).release == ""  # "." may still be "world.com"
     assert (await s.push(" Next")).release == "Hello world."
+    assert s.result() is s.result()  # cached: the middleware may ask after every push
     assert (await s.push(" line\n")).release == " Next line\n"
     assert (await s.push("好的。然后")).release == "好的。"
     assert (await s.push("呢")).release == ""
