@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers.re_util
 import spacy
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -36,31 +37,29 @@ DEFAULT_NER_MODELS: Mapping[str, str] = {"en": "en_core_web_sm"}
 _NER_MAPPING = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
 
 
-@Language.component("aiguard_lower_lemma")
-def _lower_lemma(doc: Doc) -> Doc:
-    # presidio's context enhancer compares context words with token lemmas; a blank pipeline
-    # has none, so the lower-cased form stands in (enough for "email", "iban", "bsn" ...).
-    for token in doc:
-        token.lemma_ = token.lower_
-    return doc
+class RunTokenizer:
+    """A rules-only tokenizer for the blank pipelines: one token per run of Han characters,
+    per run of other word characters, per run of whitespace (a single space after a token is
+    its trailing space), and per other character.
 
+    Pattern recognizers need no tokens at all; presidio's context enhancer needs words and
+    their offsets. spaCy's blank tokenizer (prefix/suffix/infix rules, URL matching) costs
+    most of a windowed analysis, and its blank "zh" makes one token per character, which no
+    multi-character context word ("手机", "身份证") can match.
+    """
 
-class _ScriptRunTokenizer:
-    """Chinese without a segmenter: one token per run of Han characters, of ASCII letters and
-    digits, or per other character. spaCy's blank "zh" makes one token per character, which
-    no multi-character context word ("手机", "身份证") can match; a run contains it."""
-
-    _RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[A-Za-z0-9]+|\s+|.", re.DOTALL)
+    _RUN = re.compile(
+        r"[\u3400-\u9fff\uf900-\ufaff]+|[^\W\u3400-\u9fff\uf900-\ufaff]+|\s+|.", re.DOTALL
+    )
 
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
 
     def __call__(self, text: str) -> Doc:
-        parts = [m.group() for m in self._RUN.finditer(text)]
         words: list[str] = []
         spaces: list[bool] = []
-        for part in parts:
-            if part.isspace() and words and not spaces[-1] and part == " ":
+        for part in self._RUN.findall(text):
+            if part == " " and words and not spaces[-1] and not words[-1].isspace():
                 spaces[-1] = True
             else:
                 words.append(part)
@@ -70,9 +69,7 @@ class _ScriptRunTokenizer:
 
 def blank_pipeline(language: str) -> Language:
     nlp = spacy.blank(language)
-    if language == "zh":
-        nlp.tokenizer = _ScriptRunTokenizer(nlp.vocab)
-    nlp.add_pipe("aiguard_lower_lemma")
+    nlp.tokenizer = RunTokenizer(nlp.vocab)
     return nlp
 
 
@@ -113,6 +110,23 @@ class LoadedSpacyNlpEngine(SpacyNlpEngine):
 
     def load(self) -> None:  # pragma: no cover - guarded: presidio only calls it when unloaded
         raise ConfigError("the offline NLP engine is built loaded; it never downloads models")
+
+    def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
+        # presidio's context enhancer compares context words with lemmas; blank pipelines
+        # (and models loaded without their lemmatizer) have none, so the lower-cased form
+        # stands in: enough for "email", "iban", "bsn", "telefon" ...
+        entities, scores = self._get_updated_entities(  # maps GPE -> LOCATION etc.
+            self._get_entities(doc), self._get_scores_for_entities(doc)
+        )
+        return NlpArtifacts(
+            entities=entities,
+            tokens=doc,
+            tokens_indices=[token.idx for token in doc],
+            lemmas=[token.lemma_ or token.lower_ for token in doc],
+            nlp_engine=self,
+            language=language,
+            scores=scores,
+        )
 
     def _get_entities(self, doc: Doc) -> list[Any]:
         # Keep only labels we map: a full model also emits DATE, ORG, CARDINAL ...
@@ -159,6 +173,10 @@ def build_analyzer(
             recognizers.append(SpacyRecognizer(supported_language=lang, supported_entities=wanted))
     registry = RecognizerRegistry(recognizers=recognizers, supported_languages=langs)
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=langs)
+    # libphonenumber compiles its metadata regexes through re's 512-entry cache, which its
+    # ~8 regions' patterns overflow: recompiling cost ~1 ms per answer. Its own opt-in cache
+    # keeps them (bounded by the metadata: a few thousand patterns).
+    phonenumbers.re_util.enable_pattern_cache()
     offline_tldextract()("warm.example.com")  # parse the bundled suffix list now, not mid-request
     for lang in langs:  # compile every pattern once (presidio compiles lazily on first use)
         analyzer.analyze("warm-up a@b.com +1 212 555 0100 DE89 3704", language=lang)

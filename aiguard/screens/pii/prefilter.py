@@ -6,11 +6,12 @@ of at least 7 digits (with the separators people type), an IP address is a dotte
 "::" or three "h:" groups. One compiled regex finds all of them in one pass; most chatbot
 answers have none and are allowed without touching presidio.
 
-A hit becomes a window: the whitespace-delimited token around it plus ``MARGIN`` characters
-each side, snapped out to whitespace. Every pattern recognizer matches text made of the hit's
+A hit becomes a window: the whitespace-delimited token around it plus a margin (48 characters
+before, 8 after), snapped out to whitespace. Every pattern recognizer matches text made of the hit's
 own token run (identifiers never contain more than single separators between groups), so
 running it on the window finds what it would find on the whole text; the margin keeps the
-five words before it that presidio's context enhancer reads. Windows that touch are merged.
+five words before it that presidio's context enhancer reads (it reads none after). Windows
+that touch are merged.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MARGIN = 64  # chars: covers the 5 context words presidio looks at before an entity
+# presidio's context enhancer reads the 5 words *before* an entity and none after, so the
+# window reaches further back than forward.
+MARGIN_BEFORE = 48  # chars, then out to a space: ~8 words of prose
+MARGIN_AFTER = 8
 _TOKEN_REACH = 256  # bound on the token expansion, for text without spaces (Chinese)
 
 # Minimum digits in a cluster for each number-shaped entity (the shortest form people write).
@@ -125,8 +129,8 @@ def _expand(text: str, start: int, end: int) -> tuple[int, int]:
     ceil = min(n, end + _TOKEN_REACH)
     while hi < ceil and not text[hi].isspace():
         hi += 1
-    lo = max(0, lo - MARGIN)
-    hi = min(n, hi + MARGIN)
+    lo = max(0, lo - MARGIN_BEFORE)
+    hi = min(n, hi + MARGIN_AFTER)
     floor = max(0, lo - 32)
     while lo > floor and not text[lo - 1].isspace():
         lo -= 1
