@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
@@ -40,17 +39,23 @@ _WORD = rf"[^\W_{_CJK}]+"
 _APOSTROPHES = "'\u2019\u02bc"
 _DROP_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
 _CORPUS_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}")  # applied after apostrophes are dropped
+_ASCII_TOKEN = re.compile(rb"[a-z0-9]+")
 ANSWER_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}(?:[{_APOSTROPHES}]{_WORD})*")
-_FORMAT = 2  # bump when the on-disk layout or the hashing changes
+_FORMAT = 3  # bump when the on-disk layout or the hashing changes
 _MULT = np.uint64(0x100000001B3)
 _MAX_HITS_PER_SHINGLE = 8  # a shingle common to many works: measuring 8 of them is enough
 
 
-def corpus_tokens(text: str) -> list[str]:
-    """Normalised tokens of a whole work (fast path: a few passes in C over the text)."""
-    tokens = _CORPUS_TOKEN.findall(text.translate(_DROP_APOSTROPHES))
+def corpus_token_hashes(text: str) -> U32:
+    """Hashes of the normalised tokens of a whole work (a few passes in C over the text)."""
+    text = text.translate(_DROP_APOSTROPHES)
+    if text.isascii():  # the common case: fold once, tokenise bytes, hash without encoding
+        raw: list[bytes] = _ASCII_TOKEN.findall(text.lower().encode("ascii"))
+        return np.fromiter(map(zlib.crc32, raw), dtype=np.uint32, count=len(raw))
+    tokens = _CORPUS_TOKEN.findall(text)
     # case-fold the tokens, not the text: folding can split a token ("İ" -> "i" + U+0307)
-    return "\n".join(tokens).casefold().split("\n") if tokens else []
+    folded = "\n".join(tokens).casefold().split("\n") if tokens else []
+    return token_hashes(folded)
 
 
 def answer_token_hash(token: str) -> int:
@@ -81,14 +86,30 @@ def shingle_hashes(tokens: U32, k: int) -> U64:
     return h
 
 
+def _sliding(a: U64, w: int, op: np.ufunc, pad: int) -> U64:
+    """``op``-reduction of every window of ``w`` values in O(n) (van Herk / Gil-Werman:
+    per block of ``w``, prefix and suffix reductions; a window spans at most two blocks)."""
+    n = len(a)
+    padded = np.concatenate([a, np.full((-n) % w, pad, dtype=a.dtype)])
+    blocks = padded.reshape(-1, w)
+    prefix = op.accumulate(blocks, axis=1).ravel()
+    suffix = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    result: U64 = op(suffix[: n - w + 1], prefix[w - 1 : n])
+    return result
+
+
 def winnow(h: U64, w: int) -> I64:
-    """Positions of the minimum of every window of ``w`` hashes (sorted, unique)."""
-    if len(h) <= w:
-        return np.arange(len(h), dtype=np.int64) if w == 1 else np.array([int(h.argmin())])
+    """Positions holding the minimum of some window of ``w`` consecutive hashes (sorted)."""
     if w == 1:
         return np.arange(len(h), dtype=np.int64)
-    picks = sliding_window_view(h, w).argmin(axis=1) + np.arange(len(h) - w + 1)
-    return np.unique(picks)
+    if len(h) <= w:
+        return np.array([int(h.argmin())], dtype=np.int64)
+    top = np.iinfo(np.uint64).max
+    minima = _sliding(h, w, np.minimum, top)  # minima[j] = min(h[j : j + w])
+    # h[i] is some window's minimum iff the largest minimum of the windows holding i is h[i]
+    edge = np.zeros(w - 1, dtype=np.uint64)
+    best = _sliding(np.concatenate([edge, minima, edge]), w, np.maximum, 0)
+    return np.nonzero(best == h)[0].astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +166,7 @@ class ShingleIndex:
         hash_parts: list[U64] = []
         pos_parts: list[U32] = []
         for name, text in works:
-            toks = token_hashes(corpus_tokens(text))
+            toks = corpus_token_hashes(text)
             base = starts[-1]
             names.append(name)
             starts.append(base + len(toks))

@@ -271,3 +271,20 @@ def test_screen_is_fast(screen: InfringementScreen) -> None:
     for _ in range(50):
         screen.find(answer)
     assert (time.perf_counter() - start) / 50 < 0.005  # generous: the machine is shared
+
+
+@pytest.mark.parametrize("w", [1, 2, 3, 7, 23, 50])
+@pytest.mark.parametrize("n", [1, 2, 5, 31, 1000])
+def test_linear_winnowing_equals_the_definition(n: int, w: int) -> None:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from aiguard.screens._shingles import winnow
+
+    h = np.random.default_rng(n * 100 + w).integers(0, 2**63, size=n, dtype=np.uint64)
+    if w == 1:
+        expected = np.arange(n)
+    elif n <= w:
+        expected = np.array([h.argmin()])
+    else:
+        expected = np.unique(sliding_window_view(h, w).argmin(axis=1) + np.arange(n - w + 1))
+    assert np.array_equal(winnow(h, w), expected)
