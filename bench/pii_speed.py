@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import anyio  # noqa: E402
+import anyio
 
 CLEAN_PARAGRAPHS = [
     "Sure! To reset your password, open Settings, choose Security and click 'Reset password'. "
@@ -283,7 +283,8 @@ def main() -> None:
     print("recall on inserted spans      aiguard   presidio   (n)")
     for label in sorted(total):
         print(
-            f"  {label:<16} {oh[label] / total[label]:>16.3f} {ph[label] / total[label]:>10.3f}   ({total[label]})"
+            f"  {label:<16} {oh[label] / total[label]:>16.3f} "
+            f"{ph[label] / total[label]:>10.3f}   ({total[label]})"
         )
     print(
         f"  {'ALL':<16} {sum(oh.values()) / sum(total.values()):>16.3f} "
@@ -293,7 +294,8 @@ def main() -> None:
     clean_flags_p = sum(1 for f, a in zip(pres_f, answers, strict=True) if f and not a.gold)
     n_clean = sum(1 for a in answers if not a.gold)
     print(
-        f"clean answers with any finding: aiguard {clean_flags}/{n_clean}, presidio {clean_flags_p}/{n_clean}"
+        f"clean answers with any finding: aiguard {clean_flags}/{n_clean}, "
+        f"presidio {clean_flags_p}/{n_clean}"
     )
 
 

@@ -192,11 +192,17 @@ class PIIScreen:
         return spans
 
 
+# Labels that many strings satisfy; they lose ties against identifiers with a structure.
+_GENERIC = {"PHONE_NUMBER": 2, "URL": 2, "PERSON": 1, "LOCATION": 1}
+
+
 def _resolve(spans: list[Span]) -> tuple[Span, ...]:
     """Drop a finding inside (or equal to) a stronger one: a Luhn-valid card number is not
-    also reported as a phone number. Partial overlaps stay; ``redact`` merges them."""
+    also reported as a phone number. On equal scores the more specific label wins ("SSN"
+    over "some phone number"). Partial overlaps stay; ``redact`` merges them."""
     kept: list[Span] = []
-    for span in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
+    order = sorted(spans, key=lambda s: (-s.score, _GENERIC.get(s.label, 0), -(s.end - s.start)))
+    for span in order:
         if not any(k.start <= span.start and span.end <= k.end for k in kept):
             kept.append(span)
     return tuple(sorted(kept, key=lambda s: (s.start, s.end)))

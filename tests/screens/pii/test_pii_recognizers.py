@@ -39,6 +39,9 @@ POSITIVE = [
     # cards
     ("en", "Card number 4111 1111 1111 1111 expires 12/29.", "CREDIT_CARD", "4111 1111 1111 1111"),
     ("de", "Kreditkarte: 5555-5555-5555-4444", "CREDIT_CARD", "5555-5555-5555-4444"),
+    # card numbers outside presidio's pattern (Luhn-valid), with a context word
+    ("en", "What is the limit for card 501864667909?", "CREDIT_CARD", "501864667909"),
+    ("en", "My card 4131034282458809939 is expiring.", "CREDIT_CARD", "4131034282458809939"),
     # US SSN
     ("en", "His SSN is 219-09-9999.", "US_SSN", "219-09-9999"),
     # IBANs
@@ -87,6 +90,8 @@ NEGATIVE = [
     ("en", "Write to jane.doe@example for details.", "EMAIL_ADDRESS"),  # no public suffix
     ("en", "Card number 4111 1111 1111 1112 expires.", "CREDIT_CARD"),  # Luhn off by one
     ("en", "IBAN: DE89 3704 0044 0532 0130 01", "IBAN_CODE"),  # mod 97 off by one
+    ("en", "Reference 501864667909 was archived.", "CREDIT_CARD"),  # Luhn-valid, no context
+    ("en", "What is the limit for card 501864667908?", "CREDIT_CARD"),  # Luhn off by one
     ("en", "IBAN: DE88 3704 0044 0532 0130 00", "IBAN_CODE"),
     ("en", "IBAN: XX89 3704 0044 0532 0130 00", "IBAN_CODE"),
     ("zh", "身份证号码110105194912310021已登记", "CN_RESIDENT_ID"),  # check char off
@@ -128,6 +133,12 @@ def test_scores_are_in_range_and_explained(pii: PIIScreen) -> None:
 def test_a_luhn_valid_card_is_not_also_a_phone(pii: PIIScreen) -> None:
     text = "Card number 4111 1111 1111 1111."
     assert [s.label for s in pii.find(text, "en")] == ["CREDIT_CARD"]
+
+
+def test_on_equal_scores_the_specific_label_wins(pii: PIIScreen) -> None:
+    # "number" lifts the phone guess to the SSN's score; the SSN is the better explanation
+    text = "His social security number is 853-37-1694"
+    assert [s.label for s in pii.find(text, "en")] == ["US_SSN"]
 
 
 def test_clean_answers_have_no_findings(pii: PIIScreen) -> None:
