@@ -189,7 +189,8 @@ class RecordWriter:
             self._task = asyncio.create_task(self._run(), name="aiguard-records")
 
     async def stop(self) -> None:
-        """Stop the background task and write everything still queued."""
+        """Stop the background task and write everything still queued (logged, not raised, if
+        the database fails at that point)."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -197,7 +198,11 @@ class RecordWriter:
             task, self._task = self._task, None
             with contextlib.suppress(Exception):
                 await task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            # shutdown must go on (the runtime still closes the database); say what is lost
+            log.exception("could not write %d message record(s) at shutdown", self.pending)
 
     async def flush(self) -> int:
         """Write every queued record now; return how many were written. Raises on store errors

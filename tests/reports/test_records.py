@@ -124,3 +124,17 @@ async def test_purge_deletes_records_past_retention(db: Database) -> None:
     assert await writer.purge(now=now) == 1
     assert await writer.get(old.message_id) is None
     assert await writer.get(fresh.message_id) is not None
+
+
+async def test_stop_logs_instead_of_raising_when_storage_fails(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiguard.store import open_database
+
+    db = open_database(sqlite_url)
+    writer = RecordWriter(db, make_policy(record_flush_ms=60_000.0))
+    await writer.start()
+    writer.add(make_record())
+    await db.close()  # storage gone before shutdown finished
+    await writer.stop()
+    assert "could not write 1 message record(s) at shutdown" in caplog.text
