@@ -153,6 +153,15 @@ class InfringementScreen:
 
     # -- screening -------------------------------------------------------------------------------
 
+    @property
+    def stream_context_chars(self) -> int:
+        """Released text a streamed window is screened with (read by the streaming screener).
+
+        A run that must be flagged and ends in the window either fits in ``min_chars`` or
+        covers at least ``min_chars`` of it; the margin absorbs a token cut at the edge.
+        """
+        return self.min_chars + 64 if self.index is not None else 0
+
     async def screen(self, text: str, context: ScreenContext) -> ScreenResult:
         # pure Python + a few numpy calls on a ~1 KB answer: well under a millisecond, so it
         # runs on the event loop (a thread hop would cost more than the work)

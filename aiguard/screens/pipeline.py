@@ -26,7 +26,14 @@ from aiguard.policy.models import Policy
 from aiguard.policy.prompts import Catalogue
 from aiguard.screens import registry
 from aiguard.screens._actions import Decision, decide, redact
-from aiguard.screens.base import PipelineResult, Screen, ScreenContext, ScreenResult, Verdict
+from aiguard.screens.base import (
+    PipelineResult,
+    Screen,
+    ScreenContext,
+    ScreenResult,
+    Span,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from aiguard.screens.stream import WindowedStreamScreener
@@ -129,8 +136,14 @@ class ScreenPipeline:
     # -- building blocks (also used by the streaming screener) ----------------------------------
 
     async def evaluate(
-        self, text: str, context: ScreenContext
+        self, text: str, context: ScreenContext, *, before: str = ""
     ) -> tuple[tuple[ScreenResult, ...], Decision]:
+        """Run the active screens over ``text``; spans and the decision index ``text``.
+
+        ``before`` (streaming) is released text preceding ``text``: a screen declaring
+        ``stream_context_chars`` sees that much of it in front of ``text`` (the infringement
+        screen must see a whole run of words, longer than one window).
+        """
         screens = self.active(context)
         if not screens or not text:
             return (), Decision(Verdict.ALLOW, (), ())
@@ -138,7 +151,13 @@ class ScreenPipeline:
         results: list[ScreenResult | None] = [None] * len(screens)
 
         async def run(i: int, screen: Screen) -> None:
-            results[i] = await self._run_one(screen, text, context)
+            want = getattr(screen, "stream_context_chars", 0) if before else 0
+            if not want:
+                results[i] = await self._run_one(screen, text, context)
+                return
+            extra = before[-want:]
+            result = await self._run_one(screen, extra + text, context)
+            results[i] = _shift(result, len(extra))
 
         # One deadline for all screens (they start together): a cancel scope per screen would
         # cost more than a fast screen's whole run. Whoever has no result when it fires timed out.
@@ -187,6 +206,16 @@ class ScreenPipeline:
         )
         verdict = Verdict.BLOCK if closed else Verdict.ALLOW
         return ScreenResult(screen.name, verdict, (), error, (time.perf_counter() - started) * 1000)
+
+
+def _shift(result: ScreenResult, by: int) -> ScreenResult:
+    """Spans of ``extra + text`` re-indexed to ``text`` (clipped at its start)."""
+    spans = tuple(
+        Span(s.label, max(0, s.start - by), s.end - by, s.score, s.explanation)
+        for s in result.spans
+        if s.end > by
+    )
+    return ScreenResult(result.screen, result.verdict, spans, result.error, result.elapsed_ms)
 
 
 def build_screener(policy: Policy, catalogue: Catalogue) -> ScreenPipeline:

@@ -8,12 +8,15 @@ Algorithm (see docs/screening.md, "Streaming"):
   ``window - overlap`` (or right there when the window has none). So a trailing run of non-space
   characters is never released until a boundary or whitespace follows it, and no more than
   ``window`` characters are ever held back.
-* The screens see ``tail + buf[:cut + lookahead]``: ``tail`` is the last ``overlap`` released
-  characters (context) and ``lookahead`` up to ``overlap`` characters past the cut. A finding that
-  crosses the cut moves the cut before it (held back, screened again with more text) or, when it
-  starts at the cut's beginning, past it, so a redaction is never split between two releases.
-* Every character is screened at most ``1 + 2 * overlap / cut`` times, and cuts at whitespace are
-  at least ``(window - overlap) / 2`` long amortised: total work is linear in the answer.
+* The screens see ``tail + buf[:cut + lookahead]``: ``tail`` is released text before the cut
+  (context; up to ``overlap`` characters, no longer than the release itself, at least 16) and
+  ``lookahead`` up to ``overlap = min(64, window / 2)`` characters past the cut. A finding that
+  crosses the cut moves the cut before it (held back, screened again with more text) or, when
+  it starts at the release's beginning, past it, so a redaction is never split between two
+  releases. A redaction reaching the very end of the screened text (a token longer than the
+  window) swallows the rest of its non-space run when that arrives.
+* Each character is screened ``1 + (tail + lookahead) / cut`` times; cuts at whitespace are at
+  least ``(window - overlap) / 2`` long amortised, so total work is linear in the answer.
 """
 
 from __future__ import annotations
@@ -67,10 +70,15 @@ class WindowedStreamScreener:
         self._context = context
         self._window = pipeline.settings.window_chars
         self._overlap = max(4, min(64, self._window // 2))
-        self._passthrough = not pipeline.active(context)
+        active = pipeline.active(context)
+        self._passthrough = not active
         self._buf = ""  # pending, unreleased original text
         self._base = 0  # offset of buf[0] in the whole answer
-        self._tail = ""  # last `overlap` characters of released original text
+        # released original text kept as context: `overlap` characters, or more for a screen
+        # that needs a longer history (``stream_context_chars``: the infringement screen)
+        wants = [int(getattr(s, "stream_context_chars", 0)) for s in active]
+        self._keep = max([self._overlap, *wants])
+        self._tail = ""
         self._scan = 0  # buf index where the boundary search resumes
         self._released: list[str] = []
         self._result: PipelineResult | None = None
@@ -161,13 +169,15 @@ class WindowedStreamScreener:
         buf = self._buf
         # context before the cut: the released tail, no longer than the text being released,
         # so a run of tiny sentences does not re-screen `overlap` characters each time
-        tail = self._tail[-max(_MIN_TAIL, cut) :]
+        n_tail = min(self._overlap, max(_MIN_TAIL, cut), len(self._tail))
+        tail = self._tail[len(self._tail) - n_tail :]
+        before = self._tail[: len(self._tail) - n_tail]
         look_end = len(buf) if final else min(len(buf), cut + self._overlap)
         off = len(tail)
         screened = tail + buf[:look_end]
         self.screen_calls += 1
         self.chars_screened += len(screened)
-        results, decision = await pipeline.evaluate(screened, self._context)
+        results, decision = await pipeline.evaluate(screened, self._context, before=before)
         self._result = None
 
         planned, cut = cut, self._adjust_cut(cut, off, decision)
@@ -190,14 +200,13 @@ class WindowedStreamScreener:
             skip = run.end() if run else 0
             self._redacted = True
             self._extend_recorded(self._continues, self._base, self._base + skip)
-        self._continues = next(
-            (
-                s.label
-                for s in decision.redactions
-                if not final and cut == look_end and s.end == off + cut and s.start < s.end
-            ),
-            self._continues if skip == cut and self._continues else None,
-        )
+        edge = None
+        if not final and cut == look_end:
+            edge = next((r for r in decision.redactions if r.end == off + cut), None)
+        if edge is not None:
+            self._continues = edge.label
+        elif skip < cut:
+            self._continues = None  # the run ended in this segment
         segment = buf[skip:cut]
         local = tuple(
             Span(
@@ -214,7 +223,7 @@ class WindowedStreamScreener:
             self._categories.update(dict.fromkeys(s.label for s in local))
             segment = pipeline.redact(segment, Decision(decision.verdict, local, ()))
         self._released.append(segment)
-        self._tail = (self._tail + buf[:cut])[-self._overlap :]
+        self._tail = (self._tail + buf[:cut])[-self._keep :]
         self._base += cut
         self._buf = buf[cut:]
         # keep the boundary search linear: what was scanned past the cut is not scanned again,

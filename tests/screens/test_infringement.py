@@ -288,3 +288,33 @@ def test_linear_winnowing_equals_the_definition(n: int, w: int) -> None:
     else:
         expected = np.unique(sliding_window_view(h, w).argmin(axis=1) + np.arange(n - w + 1))
     assert np.array_equal(winnow(h, w), expected)
+
+
+@pytest.mark.parametrize(("n", "blocked"), [(70, True), (45, False)])
+async def test_streamed_quote_is_blocked_when_the_run_reaches_the_threshold(
+    corpus: Path, n: int, blocked: bool
+) -> None:
+    """Each streamed window is shorter than 50 words: the screen must see released history."""
+    s = InfringementScreen(corpus_dir=corpus)
+    await s.load()
+    policy = Policy.model_validate({"screening": {"screens": ["infringement"]}})
+    p = ScreenPipeline(policy, Catalogue(), [s])
+    quote = words_of(corpus, "Novel 5", 2000, n)
+    answer = "Here it is. " + quote + " That is all."
+    stream = p.stream(CTX)
+    released = []
+    for i in range(0, len(answer), 5):
+        step = await stream.push(answer[i : i + 5])
+        released.append(step.release)
+        if step.blocked:
+            break
+    else:
+        released.append((await stream.finish()).release)
+    text = "".join(released)
+    assert stream.result().blocked is blocked
+    if blocked:
+        shown = text.split("\n")[0].removeprefix("Here it is. ").split()
+        assert 0 < len(shown) < 50  # the user never saw min_words words of the work
+        assert quote.startswith(" ".join(shown))
+    else:
+        assert text == answer
