@@ -167,7 +167,10 @@ class ConsentService:
         self._cache_max = cfg.cache_max_subjects
         self._cache: dict[str, tuple[float, ConsentDecision]] = {}
         self._generation = 0  # bumped by every write, so an in-flight check cannot cache stale
-        self._salt = salt if salt is not None else evidence.configured_salt(policy)
+        # the evidence key: derived from the given secret, else from the policy (see docs)
+        self._salt = (
+            evidence.derive_salt(salt) if salt is not None else evidence.configured_salt(policy)
+        )
         self._head_sql = "SELECT seq, hash FROM consent_chain_head WHERE id = 1"
         self._key_sql = "SELECT key FROM consent_subject_keys WHERE subject_id = ?"
         if db.dialect == "postgres":
