@@ -69,9 +69,11 @@ class ScreeningPolicy(Section):
     (``pii: redact``, ``harm: block``, ``verbatim: block``, ``denylist: redact``); a finding with no
     entry follows its screen's own verdict."""
     min_score: float = Field(default=0.5, ge=0, le=1)
-    """Findings scoring below this are recorded but not acted on."""
+    """Default score bar for screens that take theirs from the policy (``pii``); a screen's
+    findings are already above its own bar when it proposes redact or block."""
     thresholds: dict[str, float] = Field(default_factory=dict)
-    """Per label or screen name overrides of ``min_score``."""
+    """Per label or screen name: findings scoring below are recorded but not acted on (raises
+    a screen's own bar; it cannot lower it). ``pii`` here is also the PII screen's bar."""
     route_screens: dict[str, list[str]] = Field(default_factory=dict)
     """Per route path (as in ``routes``, exact or ``prefix*``) the subset of ``screens`` to run."""
     infringement: InfringementPolicy = Field(default_factory=InfringementPolicy)
@@ -102,7 +104,8 @@ class ScreeningPolicy(Section):
         return self
 
     def threshold(self, label: str, screen: str) -> float:
-        return self.thresholds.get(label, self.thresholds.get(screen, self.min_score))
+        """The pipeline's bar for a finding: set per label or screen, else none (0)."""
+        return self.thresholds.get(label, self.thresholds.get(screen, 0.0))
 
     def screens_for(self, route: str) -> list[str]:
         """Screen names for ``route``: exact entry, then longest ``prefix*``, else all."""
