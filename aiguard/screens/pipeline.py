@@ -99,9 +99,19 @@ class ScreenPipeline:
             if self._loaded:
                 return
             started = time.perf_counter()
+            failures: list[str] = []
+
+            async def load_one(screen: Screen) -> None:
+                try:
+                    await screen.load()
+                except Exception as exc:  # collected: one clear startup error, not a group
+                    failures.append(f"{screen.name!r}: {exc}")
+
             async with anyio.create_task_group() as tg:
                 for screen in self.screens.values():
-                    tg.start_soon(screen.load)
+                    tg.start_soon(load_one, screen)
+            if failures:
+                raise ConfigError(f"screens failed to load: {'; '.join(sorted(failures))}")
             self._loaded = True
             log.info(
                 "screens loaded: %s in %.0f ms",

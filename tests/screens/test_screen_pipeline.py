@@ -194,6 +194,16 @@ async def test_load_runs_once(make_pipeline: Make) -> None:
     assert (a.loaded, b.loaded) == (1, 1)
 
 
+async def test_load_failure_is_one_config_error_naming_the_screens(make_pipeline: Make) -> None:
+    class Unloadable(FakePII):
+        async def load(self) -> None:
+            raise FileNotFoundError("model.npz")
+
+    p = make_pipeline(Unloadable("a"), FakePII("b"), Unloadable("c"))
+    with pytest.raises(ConfigError, match=r"'a': model\.npz; 'c': model\.npz"):
+        await p.load()
+
+
 def test_build_screener_uses_registry(catalogue: Catalogue) -> None:
     registry.register("fake_pii", lambda policy: FakePII("whatever"))
     try:
