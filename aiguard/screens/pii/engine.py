@@ -85,7 +85,10 @@ def load_pipeline(language: str, model: str | Language | None) -> tuple[Language
     if isinstance(model, Language):
         return model, model.has_pipe("ner") or model.has_pipe("entity_ruler")
     if model and _model_installed(model):
-        nlp = spacy.load(model, exclude=["parser", "lemmatizer", "textcat"])
+        # spaCy's trained pipelines give "ner" its own tok2vec, so the rest can stay out
+        nlp = spacy.load(
+            model, exclude=["parser", "tagger", "attribute_ruler", "lemmatizer", "senter"]
+        )
         return nlp, nlp.has_pipe("ner")
     if model:
         log.info(
