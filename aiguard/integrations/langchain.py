@@ -1,0 +1,539 @@
+"""aiguard for LangChain: wrap a runnable so its answers disclose AI and are screened.
+
+``guard_runnable(chat_model_or_chain, policy=policy)`` returns a :class:`GuardedRunnable` that
+behaves like the wrapped runnable (``invoke``/``ainvoke``/``stream``/``astream``/``batch``, in
+chains with ``|``) and
+
+* prepends the localized disclosure when the policy's disclosure mode says so;
+* screens the answer with the runtime's screener (whole answers, or streamed chunks released by
+  the windowed stream screener; a block ends the stream with the localized replacement);
+* attaches ``response_metadata["aiguard"]`` to ``AIMessage`` output, the same object the
+  middleware adds to JSON answers.
+
+Per-call settings come from ``config["configurable"]``: ``conversation_id`` (any string; it
+is pseudonymized before use) and ``locale`` (a language tag such as ``"de"`` or ``"zh-CN"``).
+
+The wrapped runnable must produce text: ``str`` or an ``AIMessage`` (streams of ``str`` or
+``AIMessageChunk``). Anything else raises ``TypeError``: unguarded output is never passed on
+silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForChainRun,
+    CallbackManagerForChainRun,
+)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import ConfigurableFieldSpec, Runnable, RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.utils import get_unique_config_specs
+from langchain_core.utils.pydantic import TypeBaseModel
+
+from aiguard.asgi.identity import new_message_id
+from aiguard.errors import ConfigError
+from aiguard.policy.loading import load_policy
+from aiguard.policy.models import Policy
+from aiguard.policy.prompts import Text
+from aiguard.runtime import Runtime
+from aiguard.screens.base import PipelineResult, ScreenContext, StreamScreener, StreamStep
+
+T = TypeVar("T")
+
+ROUTE = "langchain"
+"""``ScreenContext.route`` of guarded runnables (per-route screen overrides may name it)."""
+
+
+def guard_runnable(
+    runnable: Runnable[Any, Any],
+    *,
+    policy: Policy | None = None,
+    runtime: Runtime | None = None,
+) -> GuardedRunnable:
+    """Wrap ``runnable`` with aiguard's disclosure and screening.
+
+    Pass ``runtime=`` to share one :class:`~aiguard.Runtime` with an ``AIGuardMiddleware``
+    (same screens, same disclosure memory); else ``policy=`` (default: ``load_policy()``).
+    """
+    if runtime is None:
+        runtime = Runtime(policy if policy is not None else load_policy())
+    elif policy is not None and policy is not runtime.policy:
+        raise ConfigError("guard_runnable: pass policy= or runtime=, not two different policies")
+    return GuardedRunnable(runnable, runtime)
+
+
+class GuardedRunnable(Runnable[Any, Any]):
+    """A runnable whose text output is disclosed and screened by aiguard."""
+
+    def __init__(self, bound: Runnable[Any, Any], runtime: Runtime) -> None:
+        self.bound = bound
+        self.runtime = runtime
+        self.name = "aiguard"
+
+    # -- what LangChain introspects: the wrapped runnable's types, plus our two settings ---------
+
+    @property
+    def InputType(self) -> Any:
+        return self.bound.InputType
+
+    @property
+    def OutputType(self) -> Any:
+        return self.bound.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
+        return self.bound.get_input_schema(config)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
+        return self.bound.get_output_schema(config)
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return get_unique_config_specs(
+            [
+                *self.bound.config_specs,
+                ConfigurableFieldSpec(
+                    id="conversation_id",
+                    annotation=str,
+                    name="Conversation id",
+                    description="Groups answers for aiguard's disclosure schedule.",
+                    default="",
+                    is_shared=True,
+                ),
+                ConfigurableFieldSpec(
+                    id="locale",
+                    annotation=str,
+                    name="Locale",
+                    description="Language of aiguard's disclosure and replacement texts.",
+                    default="",
+                    is_shared=True,
+                ),
+            ]
+        )
+
+    # -- invoke ----------------------------------------------------------------------------------
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self._call_with_config(self._invoke, input, config, **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+
+    def _invoke(
+        self,
+        input: Any,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        answer = _Answer(self.runtime, input, config)
+        output = self.bound.invoke(
+            input, patch_config(config, callbacks=run_manager.get_child()), **kwargs
+        )
+        return _bridge.run(answer.whole(output))
+
+    async def _ainvoke(
+        self,
+        input: Any,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        answer = _Answer(self.runtime, input, config)
+        output = await self.bound.ainvoke(
+            input, patch_config(config, callbacks=run_manager.get_child()), **kwargs
+        )
+        return await answer.whole(output)
+
+    # -- stream ----------------------------------------------------------------------------------
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[Any]:
+        yield from self._transform_stream_with_config(iter([input]), self._stream, config, **kwargs)
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(
+            one(), self._astream, config, **kwargs
+        ):
+            yield chunk
+
+    def _stream(
+        self,
+        inputs: Iterator[Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        input = next(inputs)
+        answer = _Answer(self.runtime, input, config)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        # closing() stops the model as soon as a block ends the answer
+        with contextlib.closing(self.bound.stream(input, child, **kwargs)) as pieces:  # type: ignore[type-var]
+            for piece in pieces:
+                out, done = _bridge.run(answer.push(piece))
+                yield from out
+                if done:
+                    return
+        yield from _bridge.run(answer.finish())
+
+    async def _astream(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        input = await anext(inputs)
+        answer = _Answer(self.runtime, input, config)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        pieces = self.bound.astream(input, child, **kwargs)
+        try:
+            async for piece in pieces:
+                out, done = await answer.push(piece)
+                for item in out:
+                    yield item
+                if done:
+                    return
+        finally:
+            # stop the model as soon as a block ends the answer
+            close = getattr(pieces, "aclose", None)
+            if close is not None:
+                await close()
+        for item in await answer.finish():
+            yield item
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop the runtime (storage, workers) if this wrapper's calls started it."""
+        if self.runtime.started:
+            await self.runtime.stop()
+
+
+class _Answer:
+    """Disclosure and screening state for one answer; its async methods run on one loop."""
+
+    def __init__(self, runtime: Runtime, input: Any, config: RunnableConfig) -> None:
+        self.rt = runtime
+        configurable: Mapping[str, Any] = config.get("configurable") or {}
+        self.message_id = new_message_id()
+        raw_conv = configurable.get("conversation_id")
+        # without an id every answer is a conversation of its own: disclosed, never skipped
+        self.conversation_id = runtime.pseudonymizer.conversation(
+            "lc:" + str(raw_conv) if raw_conv else "msg:" + self.message_id
+        )
+        tag = configurable.get("locale") or runtime.policy.locale
+        self.locale = runtime.catalogue.resolve(str(tag) if tag else None)
+        self.has_assistant_turn = _has_assistant_turn(input)
+        self.ctx = ScreenContext(locale=self.locale, route=ROUTE, message_id=self.message_id)
+        self._disclosure: Text | None = None
+        self._shown = False
+        self._stream: StreamScreener | None = None
+        self._kind: type | None = None  # str or AIMessageChunk, fixed by the first piece
+        self._opened = False
+        self._finished = False
+        self._chunk_id: str | None = None
+
+    async def _start(self) -> None:
+        await self.rt.ensure_started()
+        dis = self.rt.disclosure
+        self._disclosure = dis.text(self.locale)
+        self._shown = dis.should_show(self.conversation_id, self.has_assistant_turn)
+
+    @property
+    def prefix(self) -> str:
+        assert self._disclosure is not None
+        if not self._shown:
+            return ""
+        return self._disclosure.text + self.rt.policy.disclosure.separator
+
+    def metadata(self, result: PipelineResult | None) -> dict[str, Any] | None:
+        if not self.rt.policy.disclosure.metadata:
+            return None
+        assert self._disclosure is not None
+        meta = self.rt.disclosure.metadata(self._disclosure, self._shown, self.message_id)
+        if result is not None:
+            meta["screening"] = result.to_json()
+        return meta
+
+    # -- whole answers ---------------------------------------------------------------------------
+
+    async def whole(self, output: Any) -> Any:
+        if isinstance(output, str):
+            text, others = output, None
+        elif isinstance(output, AIMessage):
+            text, others = _split(output.content)
+        else:
+            raise TypeError(_unsupported(output))
+        await self._start()
+        result: PipelineResult | None = None
+        screener = self.rt.screener
+        if screener is not None and text:
+            result = await screener.screen(text, self.ctx)
+            text = result.text
+        text = self.prefix + text
+        if isinstance(output, str):
+            return text
+        update: dict[str, Any] = {"content": _join(text, others)}
+        meta = self.metadata(result)
+        if meta is not None:
+            update["response_metadata"] = {**output.response_metadata, "aiguard": meta}
+        return output.model_copy(update=update)
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    async def push(self, piece: Any) -> tuple[list[Any], bool]:
+        """Outputs for one streamed piece, and whether the answer ended (blocked)."""
+        if isinstance(piece, str):
+            kind: type = str
+            text, others, last = piece, None, False
+        elif isinstance(piece, AIMessage):
+            kind = AIMessageChunk
+            text, others = _split(piece.content)
+            last = isinstance(piece, AIMessageChunk) and piece.chunk_position == "last"
+        else:
+            raise TypeError(_unsupported(piece))
+        out: list[Any] = []
+        if not self._opened:
+            await self._open(kind, piece, out)
+        elif kind is not self._kind:
+            raise TypeError("aiguard: a stream mixed str and message chunks")
+        step = await self._push(text)
+        if step.blocked:
+            out.append(self._blocked_chunk(step.release))
+            return out, True
+        release = step.release
+        result: PipelineResult | None = None
+        if last:  # the model's final chunk: nothing may follow it, so finish the screening here
+            end = await self._finish()
+            release += end.release
+            result = self._result()
+            if end.blocked:
+                out.append(self._blocked_chunk(release))
+                return out, True
+        if kind is str:
+            if release:
+                out.append(release)
+            return out, False
+        assert isinstance(piece, AIMessage)
+        chunk = _as_chunk(piece, _join(release, others))
+        if result is not None:
+            chunk = _with_screening(chunk, result)
+        if release or others or _carries_more_than_text(chunk):
+            out.append(chunk)
+        return out, False
+
+    async def finish(self) -> list[Any]:
+        """After the model's stream ended: release what the screener still holds."""
+        if not self._opened:
+            return []  # an empty stream: nothing was said, nothing to disclose
+        if self._finished:
+            return []
+        step = await self._finish()
+        if step.blocked:
+            return [self._blocked_chunk(step.release)]
+        result = self._result()
+        if self._kind is str:
+            return [step.release] if step.release else []
+        if not step.release and result is None:
+            return []
+        chunk = AIMessageChunk(content=step.release, id=self._chunk_id)
+        return [_with_screening(chunk, result) if result is not None else chunk]
+
+    async def _open(self, kind: type, piece: Any, out: list[Any]) -> None:
+        await self._start()
+        self._kind = kind
+        self._opened = True
+        screener = self.rt.screener
+        self._stream = screener.stream(self.ctx) if screener is not None else None
+        prefix = self.prefix
+        if kind is str:
+            if prefix:
+                out.append(prefix)
+            return
+        self._chunk_id = piece.id
+        meta = self.metadata(None)
+        if prefix or meta is not None:
+            # the first chunk carries the disclosure object; the last adds "screening" to it,
+            # so chunks summed with + merge into the middleware's aiguard object
+            out.append(
+                AIMessageChunk(
+                    content=prefix,
+                    id=piece.id,
+                    response_metadata={"aiguard": meta} if meta is not None else {},
+                )
+            )
+
+    async def _push(self, text: str) -> StreamStep:
+        if self._stream is None or not text:
+            return StreamStep(text)
+        return await self._stream.push(text)
+
+    async def _finish(self) -> StreamStep:
+        self._finished = True
+        if self._stream is None:
+            return StreamStep("")
+        return await self._stream.finish()
+
+    def _result(self) -> PipelineResult | None:
+        return self._stream.result() if self._stream is not None else None
+
+    def _blocked_chunk(self, release: str) -> Any:
+        self._finished = True
+        if self._kind is str:
+            return release
+        result = self._result()
+        chunk = AIMessageChunk(
+            content=release,
+            id=self._chunk_id,
+            response_metadata={"finish_reason": "content_filter"},
+            chunk_position="last",
+        )
+        return _with_screening(chunk, result) if result is not None else chunk
+
+
+# -- content helpers ---------------------------------------------------------------------------
+
+
+def _split(content: str | list[Any]) -> tuple[str, list[Any] | None]:
+    """The text of message content, and its non-text blocks (None for plain string content)."""
+    if isinstance(content, str):
+        return content, None
+    texts: list[str] = []
+    others: list[Any] = []
+    for block in content:
+        if isinstance(block, str):
+            texts.append(block)
+        elif (
+            isinstance(block, dict)
+            and block.get("type") == "text"
+            and isinstance(block.get("text"), str)
+        ):
+            texts.append(block["text"])
+        else:
+            others.append(block)  # tool use, images, reasoning: kept, not screened
+    return "".join(texts), others
+
+
+def _join(text: str, others: list[Any] | None) -> str | list[Any]:
+    if others is None:
+        return text
+    blocks: list[Any] = [{"type": "text", "text": text}] if text else []
+    return [*blocks, *others]
+
+
+def _as_chunk(piece: AIMessage, content: str | list[Any]) -> AIMessageChunk:
+    if isinstance(piece, AIMessageChunk):
+        return piece.model_copy(update={"content": content})
+    return AIMessageChunk(
+        content=content,
+        id=piece.id,
+        additional_kwargs=piece.additional_kwargs,
+        response_metadata=piece.response_metadata,
+        usage_metadata=piece.usage_metadata,
+        tool_call_chunks=[
+            {"name": tc["name"], "args": json.dumps(tc["args"]), "id": tc["id"], "index": i}
+            for i, tc in enumerate(piece.tool_calls)
+        ],
+    )
+
+
+def _carries_more_than_text(chunk: AIMessageChunk) -> bool:
+    return bool(
+        chunk.tool_call_chunks
+        or chunk.usage_metadata
+        or chunk.response_metadata
+        or chunk.additional_kwargs
+        or chunk.chunk_position
+    )
+
+
+def _with_screening(chunk: AIMessageChunk, result: PipelineResult) -> AIMessageChunk:
+    meta = {**chunk.response_metadata, "aiguard": {"screening": result.to_json()}}
+    return chunk.model_copy(update={"response_metadata": meta})
+
+
+def _unsupported(output: Any) -> str:
+    return (
+        f"aiguard can only guard runnables that produce str or AIMessage output, got "
+        f"{type(output).__name__}; wrap the model, not a parser that turns its text into data"
+    )
+
+
+def _has_assistant_turn(input: Any) -> bool | None:
+    """Whether the conversation sent to the model already holds an answer (None: unknown)."""
+    if isinstance(input, PromptValue):
+        input = input.to_messages()
+    if isinstance(input, Mapping):
+        found = [_has_assistant_turn(v) for v in input.values() if isinstance(v, list)]
+        known = [f for f in found if f is not None]
+        return any(known) if known else None
+    if isinstance(input, BaseMessage):
+        input = [input]
+    if not isinstance(input, Sequence) or isinstance(input, str):
+        return None
+    roles = [_role(m) for m in input]
+    if not any(r is not None for r in roles):
+        return None
+    return any(r in ("ai", "assistant") for r in roles)
+
+
+def _role(message: Any) -> str | None:
+    if isinstance(message, BaseMessage):
+        return message.type
+    if isinstance(message, Mapping) and isinstance(message.get("role"), str):
+        return str(message["role"])
+    if isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], str):
+        return message[0]
+    return None
+
+
+# -- running async work from sync calls --------------------------------------------------------
+
+
+class _LoopThread:
+    """One private event loop on a daemon thread for sync ``invoke``/``stream``.
+
+    The screens are async; a sync caller may or may not be inside an event loop of its own,
+    so the async work runs here and the caller waits. One loop for the process keeps the
+    screens' per-loop state (thread limiters, locks) in one place.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("aiguard: sync invoke/stream called on aiguard's own loop")
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        return future.result()
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="aiguard-langchain", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+
+_bridge = _LoopThread()
