@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -280,6 +280,14 @@ def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
+# a pulled report is forwarded once the event of its *current* revision is at or before the
+# cursor the provider now holds (only placeholders are formatted in)
+_PULLED_SQL = (
+    "UPDATE aiguard_reports SET status = 'forwarded', forwarded_at = ?"
+    " WHERE status = 'received' AND id IN ({marks}) AND EXISTS (SELECT 1 FROM"
+    " aiguard_report_events e WHERE e.report_id = aiguard_reports.id"
+    " AND e.revision = aiguard_reports.revision AND e.id <= ?)"
+)
 _REPORT_COLS = (
     "id, message_id, subject_id, conversation_id, category, comment, correction, locale,"
     " revision, status, outcome, reply, created_at, updated_at, forwarded_at, resolved_at"
@@ -547,15 +555,20 @@ class ReportService:
             limit,
         )
         items: list[dict[str, Any]] = []
-        latest: dict[str, int] = {}
         for r in rows:
             doc = json.loads(r["payload"])
             doc["cursor"] = str(r["id"])
             items.append(doc)
-            latest[r["report_id"]] = max(latest.get(r["report_id"], 0), int(r["revision"]))
-        if latest:
-            await mark_forwarded(self._db, latest.items(), time.time())
         next_cursor = int(rows[-1]["id"]) if rows else cursor
+        if rows:
+            ids = sorted({str(r["report_id"]) for r in rows})
+            async with self._db.transaction() as tx:
+                await tx.execute(
+                    _PULLED_SQL.format(marks=",".join("?" * len(ids))),
+                    time.time(),
+                    *ids,
+                    next_cursor,
+                )
         return items, next_cursor
 
     async def resolve(
@@ -603,23 +616,6 @@ class ReportService:
             )
         assert new is not None
         return Report.from_row(new)
-
-
-async def mark_forwarded(db: Database, revisions: Iterable[tuple[str, int]], now: float) -> None:
-    """Reports whose given revision reached the provider move from received to forwarded."""
-    async with db.transaction() as tx:
-        await mark_forwarded_tx(tx, revisions, now)
-
-
-async def mark_forwarded_tx(tx: Tx, revisions: Iterable[tuple[str, int]], now: float) -> None:
-    for report_id, revision in revisions:
-        await tx.execute(
-            "UPDATE aiguard_reports SET status = 'forwarded', forwarded_at = ?"
-            " WHERE id = ? AND revision = ? AND status = 'received'",
-            now,
-            report_id,
-            revision,
-        )
 
 
 async def purge_reports(db: Database, cutoff: float) -> int:

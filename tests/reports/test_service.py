@@ -221,3 +221,18 @@ async def test_purge_keeps_reports_with_pending_deliveries(db: Database, tmp_pat
         "aiguard_report_events": 1,
         "aiguard_outbox": 1,
     }
+
+
+async def test_pulling_an_old_revision_does_not_forward_the_new_one(db: Database) -> None:
+    svc, records = await service(db, make_policy())
+    rec = make_record(subject=ALICE)
+    records.add(rec)
+    first = await svc.submit(identity(ALICE), rec.message_id, "inaccurate", "a", "")
+    await svc.submit(identity(ALICE), rec.message_id, "inaccurate", "b", "")
+    items, cursor = await svc.pull(0, 1)  # only revision 1
+    assert [i["report"]["revision"] for i in items] == [1]
+    assert (await svc.status(identity(ALICE), first.id)).status == "received"
+    items, _ = await svc.pull(cursor, 10)
+    assert [i["type"] for i in items] == ["report.updated"]
+    report = await svc.status(identity(ALICE), first.id)
+    assert (report.status, report.comment, report.revision) == ("forwarded", "b", 2)
