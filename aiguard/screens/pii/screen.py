@@ -216,7 +216,7 @@ def _explain(result: Any) -> str:
     if exp.pattern_name:
         parts.append(f"pattern {exp.pattern_name!r}")
     if exp.validation_result:
-        parts.append("check digits valid")
+        parts.append("validated (check digits, suffix list or number plan)")
     if exp.supportive_context_word:
         parts.append(f"context word {exp.supportive_context_word!r}")
     return "; ".join(parts)
