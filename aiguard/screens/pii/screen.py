@@ -79,8 +79,19 @@ class PIIScreen:
 
     @classmethod
     def from_policy(cls, policy: Policy) -> PIIScreen:
+        """Defaults, plus ``policy.screening.pii`` (entities, languages, score_threshold,
+        ner_models) once that section exists; the threshold falls back to the pipeline's."""
         screening = policy.screening
-        return cls(score_threshold=screening.thresholds.get("pii", screening.min_score))
+        section: Any = getattr(screening, "pii", None)
+        threshold = getattr(section, "score_threshold", None)
+        if threshold is None:
+            threshold = screening.thresholds.get("pii", screening.min_score)
+        return cls(
+            entities=getattr(section, "entities", None),
+            score_threshold=threshold,
+            languages=getattr(section, "languages", None) or LANGUAGES,
+            ner_models=getattr(section, "ner_models", None),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
