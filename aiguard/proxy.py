@@ -90,7 +90,7 @@ def build_proxy(
         # a proxy whose chat route is not guarded would silently forward raw answers
         raise ConfigError(f"policy.routes must guard POST {CHAT_PATH} for the proxy")
     forwarder = Forwarder(
-        str(url).rstrip("/"),
+        upstream,
         api_key=api_key,
         timeout=timeout,
         max_body=policy.max_body_bytes,
@@ -112,7 +112,8 @@ def build_proxy(
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    code = codes.get(exc.status_code, "http_error")
     response = problem(exc.status_code, code, exc.detail, request.url.path)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -131,7 +132,11 @@ class Forwarder:
         max_body: int,
         strip_request: tuple[str, ...] = (),
     ) -> None:
-        self.upstream = upstream
+        url = httpx.URL(upstream)
+        # path and query kept apart: some upstreams need a query on every call (Azure's
+        # ?api-version=...), which must follow the forwarded path, not precede it
+        self.upstream = str(url.copy_with(query=None, fragment=None)).rstrip("/")
+        self._query = url.query.decode("ascii")
         self._auth = f"Bearer {api_key}" if api_key else None
         self._timeout = httpx.Timeout(timeout)
         self._max_body = max_body
@@ -140,8 +145,8 @@ class Forwarder:
         self.client: httpx.AsyncClient | None = None
 
     def _new_client(self) -> httpx.AsyncClient:
-        # no env proxies or .netrc: the upstream is exactly what the operator configured
-        return httpx.AsyncClient(timeout=self._timeout, trust_env=False)
+        # trust_env like the openai SDK: HTTPS_PROXY / SSL_CERT_FILE reach a corporate upstream
+        return httpx.AsyncClient(timeout=self._timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object) -> AsyncIterator[None]:
@@ -162,9 +167,10 @@ class Forwarder:
             return  # client went away before the request was complete
         path: str = scope["path"]
         target = self.upstream + path[len(_PREFIX) :]
-        query: bytes = scope.get("query_string", b"")
+        asked = scope.get("query_string", b"").decode("latin-1")
+        query = "&".join(q for q in (self._query, asked) if q)
         if query:
-            target += "?" + query.decode("latin-1")
+            target += "?" + query
         request = self.client.build_request(
             scope["method"], target, headers=self._request_headers(scope), content=body
         )

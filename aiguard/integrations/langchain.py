@@ -11,7 +11,9 @@ chains with ``|``) and
   middleware adds to JSON answers.
 
 Per-call settings come from ``config["configurable"]``: ``conversation_id`` (any string; it
-is pseudonymized before use) and ``locale`` (a language tag such as ``"de"`` or ``"zh-CN"``).
+is pseudonymized before use), ``locale`` (a language tag such as ``"de"`` or ``"zh-CN"``) and
+``user_id`` (the end user, pseudonymized like the middleware's subject header, so that user can
+report the answer through aiguard's ``/reports`` API when reports are enabled).
 
 The wrapped runnable must produce text: ``str`` or an ``AIMessage`` (streams of ``str`` or
 ``AIMessageChunk``). Anything else raises ``TypeError``: unguarded output is never passed on
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -45,6 +48,7 @@ from aiguard.policy.models import Policy
 from aiguard.policy.prompts import Text
 from aiguard.runtime import Runtime
 from aiguard.screens.base import PipelineResult, ScreenContext, StreamScreener, StreamStep
+from aiguard.services.message import MessageRecord
 
 T = TypeVar("T")
 
@@ -77,6 +81,8 @@ class GuardedRunnable(Runnable[Any, Any]):
         self.bound = bound
         self.runtime = runtime
         self.name = "aiguard"
+        # the loop the runtime was started on (by us): its record writer lives there
+        self._home: asyncio.AbstractEventLoop | None = None
 
     # -- what LangChain introspects: the wrapped runnable's types, plus our two settings ---------
 
@@ -108,6 +114,15 @@ class GuardedRunnable(Runnable[Any, Any]):
                     is_shared=True,
                 ),
                 ConfigurableFieldSpec(
+                    id="user_id",
+                    annotation=str,
+                    name="User id",
+                    description="End user (pseudonymized) whom aiguard's reports API accepts "
+                    "reports about this answer from.",
+                    default="",
+                    is_shared=True,
+                ),
+                ConfigurableFieldSpec(
                     id="locale",
                     annotation=str,
                     name="Locale",
@@ -133,7 +148,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> Any:
-        answer = _Answer(self.runtime, input, config)
+        answer = _Answer(self, input, config)
         output = self.bound.invoke(
             input, patch_config(config, callbacks=run_manager.get_child()), **kwargs
         )
@@ -146,7 +161,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> Any:
-        answer = _Answer(self.runtime, input, config)
+        answer = _Answer(self, input, config)
         output = await self.bound.ainvoke(
             input, patch_config(config, callbacks=run_manager.get_child()), **kwargs
         )
@@ -178,7 +193,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Iterator[Any]:
         input = next(inputs)
-        answer = _Answer(self.runtime, input, config)
+        answer = _Answer(self, input, config)
         child = patch_config(config, callbacks=run_manager.get_child())
         # closing() stops the model as soon as a block ends the answer
         with contextlib.closing(self.bound.stream(input, child, **kwargs)) as pieces:  # type: ignore[type-var]
@@ -197,7 +212,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         input = await anext(inputs)
-        answer = _Answer(self.runtime, input, config)
+        answer = _Answer(self, input, config)
         child = patch_config(config, callbacks=run_manager.get_child())
         pieces = self.bound.astream(input, child, **kwargs)
         try:
@@ -217,6 +232,22 @@ class GuardedRunnable(Runnable[Any, Any]):
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    async def _ensure_started(self) -> None:
+        if not self.runtime.started:
+            await self.runtime.ensure_started()
+            if self._home is None:
+                self._home = asyncio.get_running_loop()
+
+    def _add_record(self, record: MessageRecord) -> None:
+        records = self.runtime.records
+        if records is None:
+            return
+        home = self._home
+        if home is None or home is asyncio.get_running_loop():
+            records.add(record)
+        elif not home.is_closed():
+            home.call_soon_threadsafe(records.add, record)
+
     async def aclose(self) -> None:
         """Stop the runtime (storage, workers) if this wrapper's calls started it."""
         if self.runtime.started:
@@ -226,15 +257,27 @@ class GuardedRunnable(Runnable[Any, Any]):
 class _Answer:
     """Disclosure and screening state for one answer; its async methods run on one loop."""
 
-    def __init__(self, runtime: Runtime, input: Any, config: RunnableConfig) -> None:
-        self.rt = runtime
+    def __init__(self, guard: GuardedRunnable, input: Any, config: RunnableConfig) -> None:
+        self.guard = guard
+        self.rt = runtime = guard.runtime
         configurable: Mapping[str, Any] = config.get("configurable") or {}
         self.message_id = new_message_id()
+        self.created = time.time()
+        pz = runtime.pseudonymizer
         raw_conv = configurable.get("conversation_id")
         # without an id every answer is a conversation of its own: disclosed, never skipped
-        self.conversation_id = runtime.pseudonymizer.conversation(
+        self.conversation_id = pz.conversation(
             "lc:" + str(raw_conv) if raw_conv else "msg:" + self.message_id
         )
+        # the same pseudonym the middleware derives from its subject header, so a report sent
+        # through aiguard's API by that user finds this answer
+        raw_user = configurable.get("user_id")
+        self.subject_id = pz.subject(
+            "u:" + str(raw_user) if raw_user else "conv:" + self.conversation_id
+        )
+        self.model = runtime.policy.model
+        self._sent: list[str] = []
+        self._recorded = False
         tag = configurable.get("locale") or runtime.policy.locale
         self.locale = runtime.catalogue.resolve(str(tag) if tag else None)
         self.has_assistant_turn = _has_assistant_turn(input)
@@ -248,7 +291,7 @@ class _Answer:
         self._chunk_id: str | None = None
 
     async def _start(self) -> None:
-        await self.rt.ensure_started()
+        await self.guard._ensure_started()
         dis = self.rt.disclosure
         self._disclosure = dis.text(self.locale)
         self._shown = dis.should_show(self.conversation_id, self.has_assistant_turn)
@@ -285,6 +328,10 @@ class _Answer:
             result = await screener.screen(text, self.ctx)
             text = result.text
         text = self.prefix + text
+        self._sent.append(text)
+        if isinstance(output, AIMessage):
+            self._note_model(output)
+        self._record(result, streamed=False)
         if isinstance(output, str):
             return text
         update: dict[str, Any] = {"content": _join(text, others)}
@@ -311,6 +358,8 @@ class _Answer:
             await self._open(kind, piece, out)
         elif kind is not self._kind:
             raise TypeError("aiguard: a stream mixed str and message chunks")
+        if isinstance(piece, AIMessage):
+            self._note_model(piece)
         step = await self._push(text)
         if step.blocked:
             out.append(self._blocked_chunk(step.release))
@@ -324,6 +373,9 @@ class _Answer:
             if end.blocked:
                 out.append(self._blocked_chunk(release))
                 return out, True
+        self._sent.append(release)
+        if last:
+            self._record(result, streamed=True)
         if kind is str:
             if release:
                 out.append(release)
@@ -346,6 +398,8 @@ class _Answer:
         if step.blocked:
             return [self._blocked_chunk(step.release)]
         result = self._result()
+        self._sent.append(step.release)
+        self._record(result, streamed=True)
         if self._kind is str:
             return [step.release] if step.release else []
         if not step.release and result is None:
@@ -360,6 +414,7 @@ class _Answer:
         screener = self.rt.screener
         self._stream = screener.stream(self.ctx) if screener is not None else None
         prefix = self.prefix
+        self._sent.append(prefix)
         if kind is str:
             if prefix:
                 out.append(prefix)
@@ -377,6 +432,35 @@ class _Answer:
                 )
             )
 
+    def _note_model(self, message: AIMessage) -> None:
+        name = message.response_metadata.get("model_name") or message.response_metadata.get("model")
+        if isinstance(name, str) and name:
+            self.model = name
+
+    def _record(self, result: PipelineResult | None, *, streamed: bool) -> None:
+        """Hand the answer to the record writer, so it can be reported (once per answer)."""
+        if self._recorded or self.rt.records is None:
+            return
+        self._recorded = True
+        assert self._disclosure is not None
+        self.guard._add_record(
+            MessageRecord(
+                message_id=self.message_id,
+                conversation_id=self.conversation_id,
+                subject_id=self.subject_id,
+                route=ROUTE,
+                model=self.model,
+                locale=self.locale,
+                status=200,
+                streamed=streamed,
+                disclosure=self._disclosure.ref() if self._shown else None,
+                verdict=result.verdict.name.lower() if result is not None else "unscreened",
+                screening=result.to_json() if result is not None else {},
+                answer="".join(self._sent),
+                created_at=self.created,
+            )
+        )
+
     async def _push(self, text: str) -> StreamStep:
         if self._stream is None or not text:
             return StreamStep(text)
@@ -393,9 +477,11 @@ class _Answer:
 
     def _blocked_chunk(self, release: str) -> Any:
         self._finished = True
+        self._sent.append(release)
+        result = self._result()
+        self._record(result, streamed=True)
         if self._kind is str:
             return release
-        result = self._result()
         chunk = AIMessageChunk(
             content=release,
             id=self._chunk_id,

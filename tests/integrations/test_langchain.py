@@ -287,3 +287,38 @@ def test_config_specs_and_types(tmp_path: Path) -> None:
     assert guarded.OutputType is model().OutputType
     with pytest.raises(ConfigError):
         guard_runnable(model(), policy=make_policy(tmp_path), runtime=runtime(tmp_path))
+
+
+async def test_answers_are_recorded_and_reportable_through_the_api(tmp_path: Path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    from aiguard import AIGuardMiddleware
+
+    rt = runtime(tmp_path, reports={"enabled": True})
+    guarded = guard_runnable(model(ANSWER, ANSWER), runtime=rt)
+    out = await guarded.ainvoke("q", conv("c-1", user_id="alice"))
+    message_id = out.response_metadata["aiguard"]["message_id"]
+    api = AIGuardMiddleware(Starlette(), runtime=rt)  # the web app's middleware, same runtime
+    transport = httpx.ASGITransport(app=api)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            report = {"message_id": message_id, "category": "inaccurate", "comment": "Lyon?"}
+            mallory = await http.post(
+                "/aiguard/reports", json=report, headers={"x-aiguard-subject": "mallory"}
+            )
+            assert mallory.status_code == 404  # someone else's answer
+            alice = await http.post(
+                "/aiguard/reports", json=report, headers={"x-aiguard-subject": "alice"}
+            )
+            assert alice.status_code == 201, alice.text
+        assert rt.records is not None
+        stored = await rt.records.get(message_id)
+        assert stored is not None and stored["route"] == "langchain"
+        assert stored["verdict"] == "redact"
+        streamed = total([c async for c in guarded.astream("q", conv("c-2", user_id="bob"))])
+        stream_id = streamed.response_metadata["aiguard"]["message_id"]
+        record = rt.records.queued(stream_id) or await rt.records.get(stream_id)
+        assert record is not None
+    finally:
+        await guarded.aclose()

@@ -242,6 +242,18 @@ def test_configured_key_replaces_the_callers(
     assert fake.requests[-1]["headers"]["authorization"] == "Bearer server-key"
 
 
+def test_upstream_query_is_kept_after_the_forwarded_path(
+    upstream: tuple[Upstream, str], tmp_path: Path
+) -> None:
+    fake, base = upstream
+    with serve(build_proxy(base + "?api-version=2024-10", policy=make_policy(tmp_path))) as url:
+        oa = client(url + "/v1", default_query={"trace": "1"})
+        oa.chat.completions.create(model="ok", messages=ask("q-query"))
+    req = sent(fake, "q-query")
+    assert req["path"] == "/v1/chat/completions"
+    assert req["query"] == "api-version=2024-10&trace=1"
+
+
 def test_screening_applies_to_proxied_answers(
     upstream: tuple[Upstream, str], tmp_path: Path
 ) -> None:
