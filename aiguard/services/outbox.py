@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiguard.errors import AIGuardError
+from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
 from aiguard.services import records, reports
 from aiguard.services.sinks import DeliveryError, ReportSink
@@ -133,7 +133,7 @@ class OutboxWorker:
         self._rp = policy.reports
         self._sinks = {s.name: s for s in sinks}
         if len(self._sinks) != len(sinks):
-            raise AIGuardError("two report sinks share a name")
+            raise ConfigError("two report sinks share a name")
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -164,7 +164,7 @@ class OutboxWorker:
             task, self._task = self._task, None
             try:
                 await asyncio.wait_for(task, grace or self._rp.lease_seconds / 2)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 log.warning("outbox worker stopped mid-delivery; leases will expire")
         for sink in self._sinks.values():
             with contextlib.suppress(Exception):

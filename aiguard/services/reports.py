@@ -268,7 +268,7 @@ class Report:
         }
 
     def provider(self) -> dict[str, Any]:
-        """What the provider sees: everything but delivery bookkeeping."""
+        """What the provider sees: the reporter's view plus the pseudonyms and the locale."""
         out = self.public()
         out.update(
             subject_id=self.subject_id, conversation_id=self.conversation_id, locale=self.locale
