@@ -138,3 +138,33 @@ async def test_stop_logs_instead_of_raising_when_storage_fails(
     await db.close()  # storage gone before shutdown finished
     await writer.stop()
     assert "could not write 1 message record(s) at shutdown" in caplog.text
+
+
+async def test_add_stays_instant_while_the_database_is_locked(sqlite_url: str) -> None:
+    import sqlite3
+
+    from aiguard.store import open_database
+
+    db = open_database(sqlite_url)
+    writer = RecordWriter(db, make_policy(record_flush_ms=5.0, record_batch_size=10))
+    await writer.start()
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        t0 = time.perf_counter()
+        for _ in range(200):
+            writer.add(make_record())
+            await asyncio.sleep(0)  # let the flush task try (and wait on the lock)
+        elapsed = time.perf_counter() - t0
+        assert elapsed < 0.5, f"add() waited on storage: {elapsed:.3f} s for 200 answers"
+        await asyncio.sleep(0.1)  # twenty flush intervals: the writer is stuck on the lock
+        assert writer.written == 0 and writer.pending == 200
+        blocker.execute("ROLLBACK")
+        deadline = time.monotonic() + 10
+        while await count(db) < 200:
+            assert time.monotonic() < deadline, "records not written after the lock was released"
+            await asyncio.sleep(0.02)
+    finally:
+        blocker.close()
+        await writer.stop()
+        await db.close()
