@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from aiguard.screens._actions import Decision
+from aiguard.screens._actions import Decision, decide
 from aiguard.screens.base import (
     PipelineResult,
     ScreenContext,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 _BOUNDARY = re.compile(r"""[.!?…]["'”’)\]]*(?=\s)|[。！？；\n]["'”’」』）]*""")
 _SPACES = " \t\u3000\u00a0"
 _NON_SPACE = re.compile(r"\S+")
+_SPACE = re.compile(r"\s+")
 # How far back a new push re-scans: a boundary needs the character after the punctuation.
 _RESCAN = 4
 _MIN_TAIL = 16
@@ -171,19 +172,25 @@ class WindowedStreamScreener:
         # so a run of tiny sentences does not re-screen `overlap` characters each time
         n_tail = min(self._overlap, max(_MIN_TAIL, cut), len(self._tail))
         tail = self._tail[len(self._tail) - n_tail :]
-        before = self._tail[: len(self._tail) - n_tail]
+        # start the context at a word, not mid-word: a fragment like "rd." misleads classifiers
+        space = _SPACE.search(tail, 0, len(tail) // 2)
+        if space is not None:
+            tail = tail[space.end() :]
+        before = self._tail[: len(self._tail) - len(tail)]
         look_end = len(buf) if final else min(len(buf), cut + self._overlap)
         off = len(tail)
         screened = tail + buf[:look_end]
         self.screen_calls += 1
         self.chars_screened += len(screened)
-        results, decision = await pipeline.evaluate(screened, self._context, before=before)
+        results, _ = await pipeline.evaluate(screened, self._context, before=before)
         self._result = None
-
-        planned, cut = cut, self._adjust_cut(cut, off, decision)
-        self._record(results, off, off + cut)
+        # Act only on findings in the text being released (or crossing into it): the context
+        # was judged when it was released, the lookahead is judged again with what follows it.
+        results = tuple(_within(r, off, off + cut) for r in results)
+        decision = decide(results, pipeline.settings, len(screened))
 
         if decision.verdict is Verdict.BLOCK:
+            self._record(results, off, off + cut)
             self._blocked = True
             self._categories.update(dict.fromkeys(decision.categories))
             lead = "\n" if any(self._released) else ""
@@ -191,6 +198,9 @@ class WindowedStreamScreener:
             self._released.append(message)
             self._buf = ""
             return StreamStep(message, blocked=True)
+
+        planned, cut = cut, self._adjust_cut(cut, off, decision)
+        self._record(results, off, off + cut)
 
         # A redaction released up to the very edge of what was screened may continue in text
         # not seen yet (a token longer than the window): swallow the rest of its non-space run.
@@ -283,3 +293,13 @@ class WindowedStreamScreener:
                 agg.spans.append(Span(s.label, *key[1:], s.score, s.explanation))
             if touched or not r.spans:
                 agg.verdict = max(agg.verdict, r.verdict)
+
+
+def _within(result: ScreenResult, lo: int, hi: int) -> ScreenResult:
+    """``result`` keeping only spans that overlap ``[lo, hi)``; a screen whose every span fell
+    outside proposes nothing (a spanless verdict, a whole-text classifier's, is kept)."""
+    kept = tuple(s for s in result.spans if s.end > lo and s.start < hi)
+    if len(kept) == len(result.spans):
+        return result
+    verdict = result.verdict if kept else Verdict.ALLOW
+    return ScreenResult(result.screen, verdict, kept, result.error, result.elapsed_ms)

@@ -3,12 +3,13 @@ releases happen as boundaries arrive, and the work is linear in the answer."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 import pytest
 
 from aiguard.policy.prompts import Catalogue
-from aiguard.screens.base import ScreenContext, Verdict
+from aiguard.screens.base import ScreenContext, ScreenResult, Span, Verdict
 from aiguard.screens.pipeline import ScreenPipeline
 from aiguard.screens.stream import WindowedStreamScreener
 
@@ -174,3 +175,35 @@ async def test_work_is_linear(make_pipeline: Make, shape: str, piece: str, chunk
     assert s.chars_screened == pii.chars
     if shape.endswith("no-boundaries"):
         assert pii.calls <= n / 50  # one call per ~window, not per push
+
+
+class FragmentFlagger:
+    """Misfires on fragments, like a sentence classifier does: flags the first word when the
+    text starts with a lowercase one, and the last word when the text ends inside it."""
+
+    name = "fragile"
+
+    async def load(self) -> None:
+        return None
+
+    async def screen(self, text: str, context: ScreenContext) -> ScreenResult:
+        spans = []
+        first = re.match(r"[a-z]\w*", text)
+        if first:
+            spans.append(Span("hate", 0, first.end(), 0.9))
+        last = re.search(r"\w+$", text)
+        if last:
+            spans.append(Span("hate", last.start(), len(text), 0.9))
+        return ScreenResult(self.name, Verdict.BLOCK if spans else Verdict.ALLOW, tuple(spans))
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 23, 1000])
+async def test_findings_only_in_context_or_lookahead_do_not_block(
+    make_pipeline: Make, chunk: int
+) -> None:
+    answer = "Hello there, this is fine. And more words follow here. The end.\n" * 6
+    p = make_pipeline(FragmentFlagger(), window_chars=40)
+    assert not (await p.screen(answer, CTX)).blocked
+    out, s = await run(p, [answer[i : i + chunk] for i in range(0, len(answer), chunk)])
+    assert "".join(out) == answer
+    assert not s.result().blocked
