@@ -122,4 +122,4 @@ def test_two_worker_processes_on_postgres_deliver_each_report_once(pg_url: str) 
             delivered.append(json.loads(out.strip().splitlines()[-1])["delivered"])
     assert sorted(receiver.accepted) == sorted(keys)  # every report, none twice
     assert len(receiver.requests) == n
-    assert sum(delivered) == n
+    assert sum(delivered) == n, delivered
