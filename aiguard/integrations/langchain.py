@@ -280,7 +280,11 @@ class _Answer:
         self._recorded = False
         tag = configurable.get("locale") or runtime.policy.locale
         self.locale = runtime.catalogue.resolve(str(tag) if tag else None)
-        self.has_assistant_turn = _has_assistant_turn(input)
+        history = _has_assistant_turn(input)
+        # An AI turn in the input proves a follow-up. Its absence proves nothing when the caller
+        # names the conversation (prompts often carry no history): then the conversation's
+        # memory decides. Without an id, a history-less input is a first answer.
+        self.has_assistant_turn = True if history else (None if raw_conv else history)
         self.ctx = ScreenContext(locale=self.locale, route=ROUTE, message_id=self.message_id)
         self._disclosure: Text | None = None
         self._shown = False

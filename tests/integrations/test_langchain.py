@@ -134,6 +134,19 @@ def test_conversation_id_drives_first_mode_when_the_input_has_no_history(
     ]
 
 
+def test_conversation_id_counts_when_the_prompt_carries_no_history(tmp_path: Path) -> None:
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    chain = prompt | guard_runnable(model(ANSWER, ANSWER, ANSWER), runtime=runtime(tmp_path))
+    first = chain.invoke({"question": "a"}, conv("c-1"))
+    again = chain.invoke({"question": "b"}, conv("c-1"))
+    unnamed = chain.invoke({"question": "c"})
+    assert [m.content.startswith(DISCLOSURE) for m in (first, again, unnamed)] == [
+        True,
+        False,
+        True,
+    ]
+
+
 def test_interval_mode_and_locale(tmp_path: Path) -> None:
     rt = runtime(tmp_path, disclosure={"mode": "every"})
     guarded = guard_runnable(model(ANSWER, "".join(HARMFUL)), runtime=rt)
