@@ -88,10 +88,12 @@ class Runtime:
             if self.records is None:
                 self.records = records.RecordWriter(self.db, policy)
             await self.records.start()
-            if self.reports is None:
-                self.reports = reports.ReportService(self.db, policy, self.catalogue, self.records)
             if self.outbox is None:
                 self.outbox = OutboxWorker(self.db, policy, sinks=build_sinks(policy))
+            if self.reports is None:
+                self.reports = reports.ReportService(
+                    self.db, policy, self.catalogue, self.records, notify=self.outbox.wake
+                )
             await self.outbox.start()
 
     async def stop(self) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from aiguard.policy.models import Policy
