@@ -4,22 +4,18 @@
 startup; then ``await pipeline.screen(text, ctx)`` per whole answer or ``pipeline.stream(ctx)``
 per streamed answer.
 
-Screen authors: run CPU-heavy or blocking work through :func:`run_cpu` (or pass
-:func:`cpu_limiter` to ``anyio.to_thread.run_sync``) so all screens share one small pool of
-threads instead of starving the event loop or each other.
+Screen authors: run CPU-heavy or blocking work through ``run_cpu`` (or pass ``cpu_limiter()``
+to ``anyio.to_thread.run_sync``; both live in ``aiguard.screens.cpu`` and are re-exported here)
+so all screens share one small pool of threads instead of starving the loop or each other.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
+from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
-from anyio.lowlevel import RunVar
 
 from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
@@ -34,41 +30,14 @@ from aiguard.screens.base import (
     Span,
     Verdict,
 )
+from aiguard.screens.cpu import cpu_limiter, run_cpu
 
 if TYPE_CHECKING:
     from aiguard.screens.stream import WindowedStreamScreener
 
+__all__ = ["ScreenPipeline", "build_screener", "cpu_limiter", "run_cpu"]
+
 log = logging.getLogger("aiguard.screens")
-
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
-
-# One limiter per event loop (RunVar): a limiter is bound to the loop that created it.
-_cpu_limiter: RunVar[anyio.CapacityLimiter] = RunVar("aiguard_cpu_limiter")
-
-
-def cpu_limiter() -> anyio.CapacityLimiter:
-    """The limiter every screen shares for CPU-bound work: at most one thread per core (max 4).
-
-    Call from inside the event loop.
-    """
-    try:
-        return _cpu_limiter.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(max(1, min(4, os.cpu_count() or 1)))
-        _cpu_limiter.set(limiter)
-        return limiter
-
-
-async def run_cpu(func: Callable[[*Ts], T], *args: *Ts) -> T:
-    """Run ``func(*args)`` in a worker thread under :func:`cpu_limiter`.
-
-    Abandoned on cancellation so the pipeline's timeout fires on time (the thread finishes in
-    the background; keep CPU work per call short and bounded).
-    """
-    return await anyio.to_thread.run_sync(
-        func, *args, limiter=cpu_limiter(), abandon_on_cancel=True
-    )
 
 
 class ScreenPipeline:
