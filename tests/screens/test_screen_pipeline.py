@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -240,3 +241,34 @@ def test_build_screener_config_errors(
 async def test_cpu_limiter_is_shared_and_run_cpu_works() -> None:
     assert cpu_limiter() is cpu_limiter()
     assert await run_cpu(sum, [1, 2, 3]) == 6
+
+
+def test_policy_from_toml_and_environment(tmp_path: Path) -> None:
+    from aiguard.policy.loading import load_policy
+
+    corpus = tmp_path / "works"
+    corpus.mkdir()
+    toml = tmp_path / "aiguard.toml"
+    toml.write_text(
+        f"""
+[screening]
+screens = ["pii", "harm", "infringement"]
+fail_mode = "open"
+route_screens = {{ "/v1/raw*" = ["pii"] }}
+actions = {{ denylist = "block", PERSON = "annotate" }}
+thresholds = {{ hate = 0.8 }}
+
+[screening.infringement]
+corpus_dir = "{corpus}"
+min_words = 40
+denylist = ["Acme", "谷歌"]
+""",
+        encoding="utf-8",
+    )
+    env = {"AIGUARD_SCREENING__WINDOW_CHARS": "120"}
+    s = load_policy(toml, environ=env).screening
+    assert s.window_chars == 120 and s.fail_mode == "open"
+    assert s.actions["denylist"] == "block" and s.actions["pii"] == "redact"
+    assert s.screens_for("/v1/raw/x") == ["pii"] and s.screens_for("/chat") == s.screens
+    assert s.threshold("hate", "harm") == 0.8 and s.threshold("PERSON", "pii") == 0.0
+    assert s.infringement.corpus_dir == corpus and s.infringement.denylist == ["Acme", "谷歌"]
