@@ -290,15 +290,23 @@ class _Answer:
         self._shown = False
         self._stream: StreamScreener | None = None
         self._kind: type | None = None  # str or AIMessageChunk, fixed by the first piece
-        self._opened = False
+        self._opened = False  # the first piece arrived
+        self._disclosed = False  # the first text arrived: the disclosure was decided and sent
         self._finished = False
         self._chunk_id: str | None = None
 
     async def _start(self) -> None:
         await self.guard._ensure_started()
-        dis = self.rt.disclosure
-        self._disclosure = dis.text(self.locale)
-        self._shown = dis.should_show(self.conversation_id, self.has_assistant_turn)
+        self._disclosure = self.rt.disclosure.text(self.locale)
+
+    def _decide(self) -> None:
+        """Decide the disclosure once, for an answer that has text.
+
+        Not for text-less answers (a tool-calling step of an agent): the user never sees those,
+        and in ``first`` mode they would use up the disclosure meant for the real answer.
+        """
+        self._shown = self.rt.disclosure.should_show(self.conversation_id, self.has_assistant_turn)
+        self._disclosed = True
 
     @property
     def prefix(self) -> str:
@@ -328,11 +336,13 @@ class _Answer:
         await self._start()
         result: PipelineResult | None = None
         screener = self.rt.screener
-        if screener is not None and text:
-            result = await screener.screen(text, self.ctx)
-            text = result.text
-        text = self.prefix + text
-        self._sent.append(text)
+        if text:
+            self._decide()
+            if screener is not None:
+                result = await screener.screen(text, self.ctx)
+                text = result.text
+            text = self.prefix + text
+            self._sent.append(text)
         if isinstance(output, AIMessage):
             self._note_model(output)
         self._record(result, streamed=False)
@@ -359,9 +369,11 @@ class _Answer:
             raise TypeError(_unsupported(piece))
         out: list[Any] = []
         if not self._opened:
-            await self._open(kind, piece, out)
+            await self._open(kind, piece)
         elif kind is not self._kind:
             raise TypeError("aiguard: a stream mixed str and message chunks")
+        if text and not self._disclosed:
+            self._disclose(out)
         if isinstance(piece, AIMessage):
             self._note_model(piece)
         step = await self._push(text)
@@ -373,7 +385,7 @@ class _Answer:
         if last:  # the model's final chunk: nothing may follow it, so finish the screening here
             end = await self._finish()
             release += end.release
-            result = self._result()
+            result = self._result() if self._disclosed else None
             if end.blocked:
                 out.append(self._blocked_chunk(release))
                 return out, True
@@ -394,10 +406,8 @@ class _Answer:
 
     async def finish(self) -> list[Any]:
         """After the model's stream ended: release what the screener still holds."""
-        if not self._opened:
-            return []  # an empty stream: nothing was said, nothing to disclose
-        if self._finished:
-            return []
+        if not self._disclosed or self._finished:
+            return []  # no text at all (empty, or tool calls only): nothing to disclose
         step = await self._finish()
         if step.blocked:
             return [self._blocked_chunk(step.release)]
@@ -411,19 +421,24 @@ class _Answer:
         chunk = AIMessageChunk(content=step.release, id=self._chunk_id)
         return [_with_screening(chunk, result) if result is not None else chunk]
 
-    async def _open(self, kind: type, piece: Any, out: list[Any]) -> None:
+    async def _open(self, kind: type, piece: Any) -> None:
         await self._start()
         self._kind = kind
         self._opened = True
         screener = self.rt.screener
         self._stream = screener.stream(self.ctx) if screener is not None else None
+        if kind is not str:
+            self._chunk_id = piece.id
+
+    def _disclose(self, out: list[Any]) -> None:
+        """Before the first text: the disclosure (and for messages, the metadata) chunk."""
+        self._decide()
         prefix = self.prefix
         self._sent.append(prefix)
-        if kind is str:
+        if self._kind is str:
             if prefix:
                 out.append(prefix)
             return
-        self._chunk_id = piece.id
         meta = self.metadata(None)
         if prefix or meta is not None:
             # the first chunk carries the disclosure object; the last adds "screening" to it,
@@ -431,7 +446,7 @@ class _Answer:
             out.append(
                 AIMessageChunk(
                     content=prefix,
-                    id=piece.id,
+                    id=self._chunk_id,
                     response_metadata={"aiguard": meta} if meta is not None else {},
                 )
             )
@@ -443,8 +458,8 @@ class _Answer:
 
     def _record(self, result: PipelineResult | None, *, streamed: bool) -> None:
         """Hand the answer to the record writer, so it can be reported (once per answer)."""
-        if self._recorded or self.rt.records is None:
-            return
+        if self._recorded or not self._disclosed or self.rt.records is None:
+            return  # text-less answers (tool calls) are not shown to anyone: nothing to report
         self._recorded = True
         assert self._disclosure is not None
         self.guard._add_record(

@@ -335,3 +335,30 @@ async def test_answers_are_recorded_and_reportable_through_the_api(tmp_path: Pat
         assert record is not None
     finally:
         await guarded.aclose()
+
+
+def test_tool_call_steps_do_not_use_up_the_first_disclosure(tmp_path: Path) -> None:
+    call = {"name": "search", "args": {"q": "capital"}, "id": "call_1", "type": "tool_call"}
+    tool_step = AIMessage(content="", tool_calls=[call])
+    rt = runtime(tmp_path)
+    guarded = guard_runnable(model(tool_step, ANSWER), runtime=rt)  # type: ignore[arg-type]
+    step = guarded.invoke("q", conv("agent-1"))
+    assert step.content == "" and step.tool_calls[0]["name"] == "search"
+    assert step.response_metadata["aiguard"]["disclosure"]["shown"] is False
+    final = guarded.invoke("q", conv("agent-1"))
+    assert final.content.startswith(DISCLOSURE)
+
+    def tool_chunks(_: Iterator[Any]) -> Iterator[AIMessageChunk]:
+        args = '{"q": "capital"}'
+        tcc = {"name": "search", "args": args, "id": "c", "index": 0}
+        yield AIMessageChunk(content="", tool_call_chunks=[tcc])  # type: ignore[list-item]
+        yield AIMessageChunk(content="", chunk_position="last")
+
+    streamed = list(
+        guard_runnable(RunnableGenerator(tool_chunks), runtime=rt).stream("q", conv("agent-2"))
+    )
+    merged = total(streamed)
+    assert merged.content == "" and merged.tool_calls[0]["args"] == {"q": "capital"}
+    assert "aiguard" not in merged.response_metadata
+    later = guard_runnable(model(), runtime=rt).invoke("q", conv("agent-2"))
+    assert later.content.startswith(DISCLOSURE)
