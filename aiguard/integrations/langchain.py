@@ -249,9 +249,23 @@ class GuardedRunnable(Runnable[Any, Any]):
             home.call_soon_threadsafe(records.add, record)
 
     async def aclose(self) -> None:
-        """Stop the runtime (storage, workers) if this wrapper's calls started it."""
-        if self.runtime.started:
+        """Stop the runtime (storage, workers) if this wrapper's calls started it.
+
+        A runtime started elsewhere (e.g. by ``AIGuardMiddleware`` on ASGI lifespan) is left to
+        its owner. The stop runs on the loop the runtime was started on.
+        """
+        home = self._home
+        if home is None or not self.runtime.started:
+            return
+        if home is asyncio.get_running_loop() or home.is_closed():
             await self.runtime.stop()
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.runtime.stop(), home))
+        self._home = None
+
+    def close(self) -> None:
+        """Sync :meth:`aclose` (after sync ``invoke``/``stream`` calls)."""
+        _bridge.run(self.aclose())
 
 
 class _Answer:

@@ -362,3 +362,17 @@ def test_tool_call_steps_do_not_use_up_the_first_disclosure(tmp_path: Path) -> N
     assert "aiguard" not in merged.response_metadata
     later = guard_runnable(model(), runtime=rt).invoke("q", conv("agent-2"))
     assert later.content.startswith(DISCLOSURE)
+
+
+def test_sync_calls_start_and_close_the_runtime_on_the_helper_loop(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, reports={"enabled": True})
+    guarded = guard_runnable(model(), runtime=rt)
+    out = guarded.invoke("q", conv("c", user_id="alice"))
+    assert rt.started and rt.records is not None
+    guarded.close()  # flushes the record writer on the loop that owns it
+    assert not rt.started
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "aiguard.db") as db:
+        rows = db.execute("SELECT message_id, route FROM aiguard_messages").fetchall()
+    assert rows == [(out.response_metadata["aiguard"]["message_id"], "langchain")]
