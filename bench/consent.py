@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import secrets
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -53,6 +54,16 @@ def policy(ttl: float = 60.0) -> Policy:
 
 def who(subject: str) -> RequestIdentity:
     return RequestIdentity(subject, "c" * 32, "en", "203.0.113.9", "Mozilla/5.0 (bench)")
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over ``exec`` from
+    the parent, so a child would report the (larger) bench parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pct(values: list[float], q: float) -> float:
@@ -227,8 +238,9 @@ async def _export_child(url: str, what: str) -> None:
                 n += 1
     seconds = time.perf_counter() - t
     await db.close()
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"what": what, "seconds": seconds, "chunks": n, "peak_rss_mib": rss_mib}))
+    print(
+        json.dumps({"what": what, "seconds": seconds, "chunks": n, "peak_rss_mib": peak_rss_mib()})
+    )
 
 
 def export_child(url: str, what: str) -> dict[str, Any]:
@@ -293,8 +305,9 @@ def main() -> None:
         asyncio.run(_export_child(*args.export_child))
         return
     if args.baseline:
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(peak_rss_mib())
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: drop the schema
     results: list[dict[str, Any]] = [{"baseline_rss_mib": baseline_rss()}]
     with tempfile.TemporaryDirectory() as tmp:
         results.append(run_backend("sqlite", f"sqlite:///{tmp}/ledger.db", args))

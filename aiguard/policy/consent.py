@@ -45,7 +45,11 @@ class ControllerInfo(Section):
     name: str | None = None
     """``piiController``; unset uses the policy's ``provider``."""
     contact: str = ""
+    """``contact``: a person or role to contact, e.g. the data protection officer."""
     address: str = ""
+    """``address.streetAddress``: the postal address on one line."""
+    country: str = ""
+    """``address.addressCountry``: ISO 3166-1 alpha-2 country code."""
     email: str = ""
     phone: str = ""
     url: str | None = None

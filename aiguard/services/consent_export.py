@@ -83,7 +83,11 @@ class ReceiptBuilder:
             "piiController": c.controller.name or policy.provider,
             "onBehalf": False,
             "contact": c.controller.contact,
-            "address": c.controller.address,
+            # v1.1 uses a schema.org PostalAddress-shaped object here
+            "address": {
+                "streetAddress": c.controller.address,
+                "addressCountry": c.controller.country,
+            },
             "email": c.controller.email,
             "phone": c.controller.phone,
         }
