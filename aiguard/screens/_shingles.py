@@ -63,6 +63,14 @@ def answer_token_hash(token: str) -> int:
     return zlib.crc32(token.translate(_DROP_APOSTROPHES).casefold().encode())
 
 
+def answer_token_hashes(tokens: list[str]) -> list[int]:
+    """``answer_token_hash`` of each token, normalising them all in one pass."""
+    if not tokens:
+        return []
+    joined = "\n".join(tokens).translate(_DROP_APOSTROPHES).casefold()  # never makes "\n"
+    return list(map(zlib.crc32, joined.encode().split(b"\n")))
+
+
 def token_hashes(tokens: list[str]) -> U32:
     return np.fromiter(map(zlib.crc32, map(str.encode, tokens)), dtype=np.uint32, count=len(tokens))
 

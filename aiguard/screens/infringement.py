@@ -27,7 +27,7 @@ from aiguard.screens._shingles import (
     ANSWER_TOKEN,
     IndexParams,
     ShingleIndex,
-    answer_token_hash,
+    answer_token_hashes,
     corpus_key,
 )
 from aiguard.screens.base import ScreenContext, ScreenResult, Span, Verdict
@@ -187,7 +187,7 @@ class InfringementScreen:
         matches = list(ANSWER_TOKEN.finditer(text))
         if len(matches) < self.params.k:
             return []
-        hashes = [answer_token_hash(m.group()) for m in matches]
+        hashes = answer_token_hashes([m.group() for m in matches])
         spans: list[Span] = []
         for run in index.runs(hashes):
             words = run.a_end - run.a_start
