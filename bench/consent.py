@@ -131,12 +131,13 @@ def bench_grants_multi(url: str, procs: int, n: int) -> float:
         )
         for i in range(procs)
     ]
-    spans = []
+    spans: list[tuple[float, float]] = []
     for c in children:
         out, _ = c.communicate()
         if c.returncode != 0:
             raise SystemExit("worker failed")
-        spans.append(json.loads(out.strip().splitlines()[-1]))
+        start, end = json.loads(out.strip().splitlines()[-1])
+        spans.append((float(start), float(end)))
     return procs * n / (max(e for _, e in spans) - min(s for s, _ in spans))
 
 
@@ -206,19 +207,19 @@ async def seed(url: str, count: int) -> float:
     else:
         import asyncpg
 
-        conn = await asyncpg.connect(url)
-        async with conn.transaction():
-            await conn.copy_records_to_table("consent_subject_keys", records=key_rows)
+        pg = await asyncpg.connect(url)
+        async with pg.transaction():
+            await pg.copy_records_to_table("consent_subject_keys", records=key_rows)
             for batch in gen:
                 if batch[0] == "head":
-                    await conn.execute(
+                    await pg.execute(
                         "UPDATE consent_chain_head SET seq = $1, hash = $2", batch[1], batch[2]
                     )
                     break
-                await conn.copy_records_to_table(
+                await pg.copy_records_to_table(
                     "consent_records", records=batch, columns=list(RECORD_FIELDS)
                 )
-        await conn.close()
+        await pg.close()
     return time.perf_counter() - t
 
 
