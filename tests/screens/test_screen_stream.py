@@ -207,3 +207,58 @@ async def test_findings_only_in_context_or_lookahead_do_not_block(
     out, s = await run(p, [answer[i : i + chunk] for i in range(0, len(answer), chunk)])
     assert "".join(out) == answer
     assert not s.result().blocked
+
+
+PIECES = [
+    "Sure thing.",
+    "Write to ann.lee@example.org today.",
+    "IBAN NL91 ABNA 0417 1643 00 is ours",
+    "or DE89370400440532013000,",
+    "a",
+    "longwordwithoutanyspacesatallthatgoesonandonforawhile",
+    "新的一行。",
+    "Zeile\n",
+    "?!",
+    "x@y.example.com",
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_random_streams_equal_whole_answer(make_pipeline: Make, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    text = " ".join(rng.choice(PIECES) for _ in range(rng.randint(5, 60)))
+    window = rng.choice([64, 80, 200, 500])
+    p = make_pipeline(FakePII(), window_chars=window)
+    whole = await p.screen(text, CTX)
+    chunks, i = [], 0
+    while i < len(text):
+        n = rng.choice([1, 2, 3, 8, 40, 300])
+        chunks.append(text[i : i + n])
+        i += n
+    out, s = await run(p, chunks)
+    assert "".join(out) == whole.text
+    assert s.result().text == whole.text
+    assert "@" not in whole.text and "0417" not in whole.text
+
+
+@pytest.mark.parametrize("seed", range(30))
+async def test_random_streams_block_exactly_when_the_whole_answer_does(
+    make_pipeline: Make, seed: int
+) -> None:
+    import random
+
+    rng = random.Random(1000 + seed)
+    pieces = [*PIECES, "Then we detonate it at noon."]
+    text = " ".join(rng.choice(pieces) for _ in range(rng.randint(3, 30)))
+    p = make_pipeline(FakePII(), FakeHarm(), window_chars=rng.choice([64, 200]))
+    whole = await p.screen(text, CTX)
+    chunks = [text[i : i + 7] for i in range(0, len(text), 7)]
+    out, s = await run(p, chunks)
+    released = "".join(out)
+    assert s.result().blocked is whole.blocked
+    if whole.blocked:
+        assert "deton" not in released and released.endswith(whole.text)
+    else:
+        assert released == whole.text
