@@ -1,5 +1,8 @@
 """aiguard: make any LLM chatbot honest with its users.
 
+LangChain: ``from aiguard.integrations.langchain import guard_runnable`` (kept out of this
+module so ``import aiguard`` does not import langchain_core).
+
 Public surface; everything not re-exported here may change between releases.
 """
 
@@ -8,6 +11,7 @@ from aiguard.errors import AIGuardError, ChainBrokenError, ConfigError, MissingE
 from aiguard.policy.loading import load_policy
 from aiguard.policy.models import Policy, RouteRule
 from aiguard.policy.prompts import Catalogue, Text
+from aiguard.proxy import build_proxy
 from aiguard.runtime import Runtime
 from aiguard.screens.base import (
     Action,
@@ -38,6 +42,7 @@ __all__ = [
     "StoreError",
     "Text",
     "Verdict",
+    "build_proxy",
     "load_policy",
 ]
 __version__ = "0.1.0"

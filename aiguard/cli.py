@@ -19,7 +19,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aiguard import cli_consent, cli_reports
+    from aiguard import cli_consent, cli_proxy, cli_reports
 
     parser = argparse.ArgumentParser(prog="aiguard", description=__doc__)
     parser.add_argument(
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo, needs_policy=False)
     cli_consent.register(sub)
     cli_reports.register(sub)
+    cli_proxy.register(sub)
     return parser
 
 

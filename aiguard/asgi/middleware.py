@@ -242,6 +242,11 @@ class AIGuardMiddleware:
             await self.app(scope, replay, responder.send)
         except StreamAborted:
             pass  # we ended the stream on purpose (blocked answer): stop the upstream too
+        except ExceptionGroup as group:
+            # apps that send from inside a task group wrap our abort in a group
+            _, rest = group.split(StreamAborted)
+            if rest is not None:
+                await responder.upstream_failed(rest)
         except Exception as exc:
             await responder.upstream_failed(exc)
         await responder.close()

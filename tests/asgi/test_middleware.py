@@ -501,3 +501,24 @@ async def test_plain_json_sse_stream_with_field(tmp_path: Path) -> None:
     evs = events_of((await call(app, {"message": "q"}, path="/chat")).body)
     assert evs[0]["answer"].startswith(EN_DISCLOSURE) and "aiguard" in evs[0]
     assert [e["answer"] for e in evs[1:]] == ["Hi", " there"]
+
+
+async def test_abort_wrapped_in_an_exception_group_is_not_an_upstream_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiguard.asgi.responder import StreamAborted
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"answer": "x"}'})
+        raise ExceptionGroup("tg", [StreamAborted()])
+
+    rec = await call(guard(app, tmp_path), {"message": "q"}, path="/chat")
+    assert rec.status == 200 and "upstream app failed" not in caplog.text
