@@ -7,7 +7,13 @@ Public surface; everything not re-exported here may change between releases.
 """
 
 from aiguard.asgi.middleware import AIGuardMiddleware
-from aiguard.errors import AIGuardError, ChainBrokenError, ConfigError, MissingExtraError, StoreError
+from aiguard.errors import (
+    AIGuardError,
+    ChainBrokenError,
+    ConfigError,
+    MissingExtraError,
+    StoreError,
+)
 from aiguard.policy.loading import load_policy
 from aiguard.policy.models import Policy, RouteRule
 from aiguard.policy.prompts import Catalogue, Text
