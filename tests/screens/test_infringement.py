@@ -14,7 +14,7 @@ import pytest
 from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
 from aiguard.policy.prompts import Catalogue
-from aiguard.screens.base import ScreenContext, Verdict
+from aiguard.screens.base import ScreenContext, Span, Verdict
 from aiguard.screens.infringement import InfringementScreen
 from aiguard.screens.pipeline import ScreenPipeline, build_screener
 
@@ -318,3 +318,26 @@ async def test_streamed_quote_is_blocked_when_the_run_reaches_the_threshold(
         assert quote.startswith(" ".join(shown))
     else:
         assert text == answer
+
+
+async def test_long_answers_are_screened_off_the_event_loop(
+    screen: InfringementScreen, corpus: Path
+) -> None:
+    import threading
+
+    seen: list[str] = []
+    original = screen.find
+
+    def spy(text: str) -> list[Span]:
+        seen.append(threading.current_thread().name)
+        return original(text)
+
+    screen.find = spy  # type: ignore[method-assign]
+    try:
+        long_answer = prose(random.Random(1), 5000) + " " + words_of(corpus, "Novel 2", 10, 60)
+        assert len(long_answer) > 16_000
+        assert (await screen.screen(long_answer, CTX)).verdict is Verdict.BLOCK
+        await screen.screen("short answer", CTX)
+    finally:
+        del screen.find
+    assert seen[0] != threading.main_thread().name and seen[1] == threading.main_thread().name
