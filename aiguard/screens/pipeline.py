@@ -166,6 +166,9 @@ class ScreenPipeline:
             result = await screen.screen(text, context)
         except Exception as exc:  # any screen bug is contained here; fail_mode decides
             return self._failed(screen, f"{type(exc).__name__}: {exc}", started, context)
+        if not isinstance(result, ScreenResult):
+            error = f"returned {type(result).__name__}, not a ScreenResult"
+            return self._failed(screen, error, started, context)
         if result.screen != screen.name or not result.elapsed_ms:
             elapsed = result.elapsed_ms or (time.perf_counter() - started) * 1000
             result = ScreenResult(screen.name, result.verdict, result.spans, result.error, elapsed)

@@ -103,6 +103,15 @@ async def test_fail_closed_blocks(
     assert "broken" in caplog.text and "m1" in caplog.text
 
 
+async def test_a_screen_returning_garbage_is_a_failure(make_pipeline: Make) -> None:
+    class Garbage(Fixed):
+        async def screen(self, text: str, context: ScreenContext) -> ScreenResult:
+            return None  # type: ignore[return-value]
+
+    r = await make_pipeline(Garbage("g", Verdict.ALLOW)).screen("text", CTX)
+    assert r.blocked and r.results[0].error == "returned NoneType, not a ScreenResult"
+
+
 async def test_fail_open_allows_and_records_error(
     make_pipeline: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
