@@ -169,9 +169,16 @@ class ScreenPipeline:
         if not isinstance(result, ScreenResult):
             error = f"returned {type(result).__name__}, not a ScreenResult"
             return self._failed(screen, error, started, context)
-        if result.screen != screen.name or not result.elapsed_ms:
+        spans = result.spans
+        if any(s.end > len(text) for s in spans):  # a screen bug must not shift offsets
+            spans = tuple(
+                Span(s.label, s.start, len(text), s.score, s.explanation)
+                for s in spans
+                if s.start < len(text)
+            )
+        if result.screen != screen.name or not result.elapsed_ms or spans is not result.spans:
             elapsed = result.elapsed_ms or (time.perf_counter() - started) * 1000
-            result = ScreenResult(screen.name, result.verdict, result.spans, result.error, elapsed)
+            result = ScreenResult(screen.name, result.verdict, spans, result.error, elapsed)
         return result
 
     def _failed(

@@ -112,6 +112,14 @@ async def test_a_screen_returning_garbage_is_a_failure(make_pipeline: Make) -> N
     assert r.blocked and r.results[0].error == "returned NoneType, not a ScreenResult"
 
 
+async def test_spans_past_the_end_are_clipped(make_pipeline: Make) -> None:
+    p = make_pipeline(Fixed("x", Verdict.REDACT, Span("ID", 2, 99, 0.9), Span("ID", 50, 60, 0.9)))
+    r = await p.screen("a 123", CTX)
+    assert r.text == "a [ID]" and r.results[0].spans == (Span("ID", 2, 5, 0.9),)
+    out = [(await (s := p.stream(CTX)).push("a 123")).release, (await s.finish()).release]
+    assert "".join(out) == "a [ID]"
+
+
 async def test_fail_open_allows_and_records_error(
     make_pipeline: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
