@@ -31,17 +31,23 @@ U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
-# A CJK/kana/hangul character is a token on its own (no spaces between words); otherwise a run
-# of letters and digits. Apostrophes join ("don't", "lady's" are one word, hashed without the
-# apostrophe so a typed ' matches a typeset ’); dashes and other punctuation separate tokens.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+# A character of a script without spaces between words is a token on its own; otherwise a
+# token is a run of letters and digits. Apostrophes join ("don't", "lady's" are one word,
+# hashed without the apostrophe so a typed ' matches a typeset ’); other punctuation separates.
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana, CJK, hangul
+# (Korean particles attach to nouns). Each character is a token / may touch a term.
+NO_SPACE_SCRIPTS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+)
+_CJK = NO_SPACE_SCRIPTS
 _WORD = rf"[^\W_{_CJK}]+"
 _APOSTROPHES = "'\u2019\u02bc"
 _DROP_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
 _CORPUS_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}")  # applied after apostrophes are dropped
 _ASCII_TOKEN = re.compile(rb"[a-z0-9]+")
 ANSWER_TOKEN = re.compile(rf"[{_CJK}]|{_WORD}(?:[{_APOSTROPHES}]{_WORD})*")
-_FORMAT = 3  # bump when the on-disk layout or the hashing changes
+_FORMAT = 4  # bump when the on-disk layout or the hashing changes
 _MULT = np.uint64(0x100000001B3)
 _MAX_HITS_PER_SHINGLE = 8  # a shingle common to many works: measuring 8 of them is enough
 

@@ -25,6 +25,7 @@ from aiguard.errors import ConfigError
 from aiguard.policy.models import Policy
 from aiguard.screens._shingles import (
     ANSWER_TOKEN,
+    NO_SPACE_SCRIPTS,
     IndexParams,
     ShingleIndex,
     answer_token_hashes,
@@ -37,7 +38,7 @@ log = logging.getLogger("aiguard.screens.infringement")
 
 _INLINE_CHARS = 16_000  # about 5 ms of work: above this, screen in a worker thread
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK = NO_SPACE_SCRIPTS
 # A letter or digit of a script that separates words with spaces: the only thing that may not
 # touch a deny-listed term (so "Acme" matches in "买Acme产品" but not in "Acmeville").
 _SPACED_WORD = rf"[^\W_{_CJK}]"

@@ -198,6 +198,8 @@ async def test_cjk_work_matches_by_character(screen: InfringementScreen) -> None
         (["Acme"], "买Acme产品", ["Acme"]),
         (["Big Corp"], "ask big   corp today", ["big   corp"]),
         (["谷歌"], "我爱谷歌搜索", ["谷歌"]),
+        (["ซัมซุง"], "ฉันชอบซัมซุงมาก", ["ซัมซุง"]),
+        (["삼성"], "삼성은 회사입니다", ["삼성"]),
         (["Müller"], "MÜLLER's shop, müllerei", ["MÜLLER"]),
         (["C++"], "I like C++ and C", ["C++"]),
         (["Acme", "Acme Pro"], "Acme Pro is new", ["Acme Pro"]),
