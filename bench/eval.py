@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -33,9 +34,17 @@ def _rows_from_module(path: Path) -> list[dict[str, Any]] | None:
     if spec is None or spec.loader is None:
         return None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look the module up there
     spec.loader.exec_module(module)
     evaluate = getattr(module, "evaluate", None)
     if not callable(evaluate):
+        return None
+    required = [
+        p
+        for p in inspect.signature(evaluate).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if required:  # an evaluate() of another shape: run the script instead
         return None
     return list(evaluate())
 
