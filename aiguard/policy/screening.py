@@ -50,6 +50,50 @@ class InfringementPolicy(Section):
         return v
 
 
+class PIIPolicy(Section):
+    """Settings of the built-in ``pii`` screen (read by ``PIIScreen.from_policy``)."""
+
+    entities: list[str] | None = None
+    """Entity types to find, e.g. ``["EMAIL_ADDRESS", "PHONE_NUMBER"]``; unset: the screen's
+    defaults. Unknown names are a configuration error when the screen is built."""
+    languages: list[str] | None = None
+    """Subset of en, zh, nl, de, fr, es to build recognizers for; unset: all six."""
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    """The screen's own bar; unset: ``thresholds["pii"]``, else ``min_score``."""
+    ner_models: dict[str, str] | None = None
+    """Language -> installed spaCy pipeline for PERSON/LOCATION (``{"en": "en_core_web_sm"}``);
+    ``{}`` turns NER off. Nothing is ever downloaded."""
+
+
+class HarmPolicy(Section):
+    """Settings of the built-in ``harm`` screen (read by ``HarmScreen.from_policy``; options that
+    do not belong to the chosen backend are a configuration error when the screen is built)."""
+
+    backend: Literal["local", "openai", "llm"] = "local"
+    """``local``: offline classifier + rules; ``openai``: the Moderation API; ``llm``: a LangChain
+    chat model as judge (needs a ``chat_model`` object, so it is built in code, not here)."""
+    thresholds: dict[str, float] | None = None
+    """Per harm category score bar, e.g. ``{"hate": 0.7}``; unset: the screen's defaults."""
+    categories: list[str] | None = None
+    """Categories to enforce; unset: all."""
+    model_path: Path | None = None
+    """local: a trained model file instead of the packaged one."""
+    lexicon_path: Path | None = None
+    """local: a rules lexicon instead of the packaged one."""
+    offload_chars: int | None = Field(default=None, ge=0)
+    """local: answers longer than this are classified in a worker thread."""
+    model: str | None = None
+    """openai: the moderation model."""
+    api_key: str | None = None
+    """openai: API key (prefer ``AIGUARD_SCREENING__HARM__API_KEY`` or ``OPENAI_API_KEY``)."""
+    base_url: str | None = None
+    """openai: endpoint of a compatible server."""
+    timeout: float | None = Field(default=None, gt=0)
+    """openai: seconds per call."""
+    max_retries: int | None = Field(default=None, ge=0)
+    """openai: retries per call."""
+
+
 class ScreeningPolicy(Section):
     """Which screens run over answers, and what happens to what they find."""
 
@@ -76,6 +120,8 @@ class ScreeningPolicy(Section):
     a screen's own bar; it cannot lower it). ``pii`` here is also the PII screen's bar."""
     route_screens: dict[str, list[str]] = Field(default_factory=dict)
     """Per route path (as in ``routes``, exact or ``prefix*``) the subset of ``screens`` to run."""
+    pii: PIIPolicy = Field(default_factory=PIIPolicy)
+    harm: HarmPolicy = Field(default_factory=HarmPolicy)
     infringement: InfringementPolicy = Field(default_factory=InfringementPolicy)
 
     @field_validator("actions")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -289,3 +290,25 @@ denylist = ["Acme", "谷歌"]
     assert s.screens_for("/v1/raw/x") == ["pii"] and s.screens_for("/chat") == s.screens
     assert s.threshold("hate", "harm") == 0.8 and s.threshold("PERSON", "pii") == 0.0
     assert s.infringement.corpus_dir == corpus and s.infringement.denylist == ["Acme", "谷歌"]
+
+
+def test_pii_and_harm_sections_reach_their_screens(catalogue: Catalogue) -> None:
+    pytest.importorskip("aiguard.screens.pii")
+    pytest.importorskip("aiguard.screens.harm")
+    policy = Policy.model_validate(
+        {
+            "screening": {
+                "pii": {"entities": ["EMAIL_ADDRESS"], "languages": ["en"], "ner_models": {}},
+                "harm": {"thresholds": {"hate": 0.9}, "categories": ["hate", "violence"]},
+            }
+        }
+    )
+    p = build_screener(policy, catalogue)
+    pii: Any = p.screens["pii"]
+    harm: Any = p.screens["harm"]
+    assert pii.entities == frozenset({"EMAIL_ADDRESS"})
+    assert harm.thresholds["hate"] == 0.9
+    assert tuple(harm.categories) == ("hate", "violence")
+    wrong = {"screening": {"harm": {"backend": "openai", "offload_chars": 5}}}
+    with pytest.raises(ConfigError, match=r"'harm'.*offload_chars"):
+        build_screener(Policy.model_validate(wrong), catalogue)
