@@ -28,6 +28,8 @@ from aiguard.screens.base import (
     Span,
     Verdict,
 )
+from aiguard.screens.pipeline import ScreenPipeline, build_screener
+from aiguard.screens.registry import register as register_screen
 
 __all__ = [
     "AIGuardError",
@@ -43,12 +45,15 @@ __all__ = [
     "Runtime",
     "Screen",
     "ScreenContext",
+    "ScreenPipeline",
     "ScreenResult",
     "Span",
     "StoreError",
     "Text",
     "Verdict",
     "build_proxy",
+    "build_screener",
     "load_policy",
+    "register_screen",
 ]
 __version__ = "0.1.0"

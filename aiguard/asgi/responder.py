@@ -83,7 +83,8 @@ class Responder:
         self._sent_text: list[str] = []
         self._disclosure: Text | None = None
         self._disclosure_shown = False
-        self._result: PipelineResult | None = None
+        self._result: PipelineResult | None = None  # whole-answer result (JSON answers)
+        self._stream0: StreamScreener | None = None  # choice 0's screener (streamed answers)
         self._record = False
         self._screener: AnswerScreener | None = runtime.screener
         self._ctx = ScreenContext(
@@ -380,9 +381,12 @@ class Responder:
         if self._openai and is_chunk(obj):
             for choice in obj["choices"]:
                 delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                    if choice.get("index", 0) == 0:
-                        self._sent_text.append(delta["content"])
+                if (
+                    isinstance(delta, dict)
+                    and isinstance(delta.get("content"), str)
+                    and choice.get("index", 0) == 0
+                ):
+                    self._sent_text.append(delta["content"])
         elif isinstance(obj, dict):
             value = fieldpath.get(obj, self.rule.field)
             if isinstance(value, str):
@@ -473,16 +477,18 @@ class Responder:
                 return True
             if step.release:
                 out.append(self._sse_chunk(step.release, index=index))
-        if finishing and self._result is not None:
-            obj["aiguard"] = {"message_id": self.message_id, "screening": self._result.to_json()}
+        result = self._screening()
+        if finishing and result is not None:
+            obj["aiguard"] = {"message_id": self.message_id, "screening": result.to_json()}
         if keep:
             out.append(encode_event(_dumps(obj), event=event.event, id=event.id))
         return False
 
     def _blocked_tail(self, index: int, replacement: str) -> bytes:
         meta: dict[str, Any] = {"message_id": self.message_id}
-        if self._result is not None:
-            meta["screening"] = self._result.to_json()
+        result = self._screening()
+        if result is not None:
+            meta["screening"] = result.to_json()
         return (
             self._sse_chunk(replacement, index=index)
             + self._sse_chunk(
@@ -513,9 +519,14 @@ class Responder:
     def _note(self, index: int, step: StreamStep, stream: StreamScreener | None = None) -> None:
         if step.release:
             self._sent_text.append(step.release)
-        source = stream or self._streams.get(index)
-        if index == 0 and source is not None:
-            self._result = source.result()
+        if index == 0 and self._stream0 is None:
+            self._stream0 = stream or self._streams.get(0)
+
+    def _screening(self) -> PipelineResult | None:
+        """The screening result so far; for streams it is built on demand (it copies text)."""
+        if self._stream0 is not None:
+            return self._stream0.result()
+        return self._result
 
     async def _finish_streams(self, out: list[bytes]) -> bool:
         for index in sorted(self._streams):
@@ -610,7 +621,7 @@ class Responder:
             self.rt.records.add(self.record())
 
     def record(self) -> MessageRecord:
-        result = self._result
+        result = self._screening()
         return MessageRecord(
             message_id=self.message_id,
             conversation_id=self.identity.conversation_id,
