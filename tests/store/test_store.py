@@ -270,3 +270,8 @@ def test_store_calls_take_microseconds_of_loop_time() -> None:
     for _ in range(1000):
         to_dollar(sql)
     assert time.perf_counter() - t < 0.05
+
+
+def test_backends_satisfy_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(open_database(f"sqlite:///{tmp_path / 'p.db'}"), Database)
+    assert isinstance(open_database("postgresql://u@127.0.0.1:1/db"), Database)
