@@ -34,7 +34,8 @@ class Runtime:
     def __init__(self, policy: Policy, *, catalogue: Catalogue | None = None) -> None:
         self.policy = policy
         self.catalogue = catalogue or Catalogue(policy.prompts_dir, policy.default_locale)
-        self.pseudonymizer = Pseudonymizer(load_secret(policy.identity))
+        self.secret = load_secret(policy.identity)
+        self.pseudonymizer = Pseudonymizer(self.secret)
         self.disclosure = DisclosureService(policy, self.catalogue)
         self.db: Database | None = None
         self.consent: ConsentService | None = None
@@ -83,7 +84,8 @@ class Runtime:
         await self.db.connect()
         await self.db.migrate([*consent.MIGRATIONS, *records.MIGRATIONS, *reports.MIGRATIONS])
         if self.consent is None:
-            self.consent = consent.ConsentService(self.db, policy, self.catalogue)
+            # every replica derives the same evidence key from the shared identity secret
+            self.consent = consent.ConsentService(self.db, policy, self.catalogue, salt=self.secret)
         if policy.reports.enabled:
             if self.records is None:
                 self.records = records.RecordWriter(self.db, policy)
