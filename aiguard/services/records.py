@@ -290,3 +290,28 @@ class RecordWriter:
         """Delete records older than ``retention_days``; return how many were deleted."""
         cutoff = (time.time() if now is None else now) - self._retention
         return await purge_messages(self._db, cutoff)
+
+
+# --- data-subject rights (``aiguard subject export|erase``) ---------------------------------
+async def subject_export(db: Database, subject_id: str) -> dict[str, Any]:
+    """Every message record of one (pseudonymous) subject, oldest first, as JSON."""
+    await db.migrate(MIGRATIONS)  # a database that never ran ``db upgrade`` holds nothing
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM aiguard_messages"  # noqa: S608
+        " WHERE subject_id = ? ORDER BY created_at, message_id",
+        subject_id,
+    )
+    return {"messages": [row_to_json(r) for r in rows]}
+
+
+async def subject_erase(db: Database, subject_id: str) -> int:
+    """Delete every message record of the subject; return how many (0 when run again).
+
+    Records are deleted, not anonymised: a record is the subject's conversation, nothing in it
+    is useful without the person. Reports keep their own snapshot and are erased by
+    ``reports.subject_erase``. A record still queued in a running process's ``RecordWriter``
+    (at most ``record_flush_ms`` old) is not reachable from here.
+    """
+    await db.migrate(MIGRATIONS)
+    async with db.transaction() as tx:
+        return await tx.execute("DELETE FROM aiguard_messages WHERE subject_id = ?", subject_id)

@@ -636,3 +636,140 @@ async def purge_reports(db: Database, cutoff: float) -> int:
             " (SELECT id FROM aiguard_reports)"
         )
         return n
+
+
+# --- data-subject rights (``aiguard subject export|erase``) ---------------------------------
+# What an erased report keeps in place of its pseudonyms. Real subject ids are 32 hex
+# characters, so this can never be one.
+ERASED = "erased"
+_DAY = 86400.0
+
+
+def _day(t: Any) -> float | None:
+    """``t`` cut to the start of its UTC day: exact times would match the provider's copy."""
+    return None if t is None else float(t) - float(t) % _DAY
+
+
+async def subject_export(db: Database, subject_id: str) -> dict[str, Any]:
+    """Every report of one (pseudonymous) subject with its message snapshot, the event
+    documents sent to the provider and where they were delivered, oldest first."""
+    await db.migrate(MIGRATIONS)  # a database that never ran ``db upgrade`` holds nothing
+    if subject_id == ERASED:
+        return {"reports": []}
+    rows = await db.fetchall(
+        f"SELECT {_REPORT_COLS}, message FROM aiguard_reports"  # noqa: S608
+        " WHERE subject_id = ? ORDER BY created_at, id",
+        subject_id,
+    )
+    events = await db.fetchall(
+        # the subject's events: by their own subject column and through the subject's reports
+        "SELECT id, report_id, revision, type, idempotency_key, payload, created_at"
+        " FROM aiguard_report_events WHERE subject_id = ? OR report_id IN"
+        " (SELECT id FROM aiguard_reports WHERE subject_id = ?) ORDER BY id",
+        subject_id,
+        subject_id,
+    )
+    deliveries = await db.fetchall(
+        "SELECT report_id, revision, sink, state, attempts, created_at, delivered_at"
+        " FROM aiguard_outbox WHERE report_id IN"
+        " (SELECT id FROM aiguard_reports WHERE subject_id = ?) ORDER BY id",
+        subject_id,
+    )
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        rid = row["id"]
+        out.append(
+            {
+                **Report.from_row(row).provider(),
+                "message": json.loads(row["message"]),
+                "events": [
+                    {
+                        "id": int(e["id"]),
+                        "type": e["type"],
+                        "revision": int(e["revision"]),
+                        "idempotency_key": e["idempotency_key"],
+                        "created_at": float(e["created_at"]),
+                        "document": json.loads(e["payload"]),
+                    }
+                    for e in events
+                    if e["report_id"] == rid
+                ],
+                "deliveries": [
+                    {
+                        "revision": int(d["revision"]),
+                        "sink": d["sink"],
+                        "state": d["state"],
+                        "attempts": int(d["attempts"]),
+                        "created_at": float(d["created_at"]),
+                        "delivered_at": _opt_float(d["delivered_at"]),
+                    }
+                    for d in deliveries
+                    if d["report_id"] == rid
+                ],
+            }
+        )
+    return {"reports": out}
+
+
+async def subject_erase(db: Database, subject_id: str) -> int:
+    """Erase the subject's personal data from reports; return the rows affected (outbox rows
+    and events deleted, reports anonymised); 0 when nothing is left to erase.
+
+    Reports are anonymised, not deleted, so report statistics (how many, which category,
+    locale, outcome, per day) stay right. In one transaction, serialised with report intake:
+
+    * every outbox row of the subject is deleted, so a report not yet delivered never will be
+      (one a worker is sending at this very moment, under its lease, cannot be called back);
+    * every event is deleted (each embeds the report, the pseudonyms and the answer);
+    * each report gets a fresh id, ``ERASED`` for its pseudonyms and message id, empty
+      comment, correction and reply, an empty message snapshot and timestamps cut to the day,
+      so nothing in it matches the copy a recipient already holds.
+
+    Copies already delivered (webhook receivers, the JSON-lines file) are the recipients' to
+    erase; the provider's resolution URL of an erased report answers 404.
+    """
+    await db.migrate(MIGRATIONS)
+    if subject_id == ERASED:
+        return 0
+    async with db.transaction(exclusive=True) as tx:
+        await serialise_intake(db, tx)
+        # outbox first: its rows are found through the events deleted next
+        n = await tx.execute(
+            "DELETE FROM aiguard_outbox WHERE report_id IN"
+            " (SELECT id FROM aiguard_reports WHERE subject_id = ?) OR event_id IN"
+            " (SELECT id FROM aiguard_report_events WHERE subject_id = ? OR report_id IN"
+            " (SELECT id FROM aiguard_reports WHERE subject_id = ?))",
+            subject_id,
+            subject_id,
+            subject_id,
+        )
+        n += await tx.execute(
+            "DELETE FROM aiguard_report_events WHERE subject_id = ? OR report_id IN"
+            " (SELECT id FROM aiguard_reports WHERE subject_id = ?)",
+            subject_id,
+            subject_id,
+        )
+        rows = await tx.fetchall(
+            "SELECT id, created_at, updated_at, forwarded_at, resolved_at FROM aiguard_reports"
+            " WHERE subject_id = ?",
+            subject_id,
+        )
+        for row in rows:
+            new_id = new_report_id()
+            n += await tx.execute(
+                "UPDATE aiguard_reports SET id = ?, message_id = ?, subject_id = ?,"
+                " conversation_id = ?, comment = '', correction = '', reply = NULL,"
+                " message = '{}', created_at = ?, updated_at = ?, forwarded_at = ?,"
+                " resolved_at = ? WHERE id = ?",
+                new_id,
+                # unique per report: (message_id, subject_id) is a unique key
+                f"{ERASED}:{new_id}",
+                ERASED,
+                ERASED,
+                _day(row["created_at"]),
+                _day(row["updated_at"]),
+                _day(row["forwarded_at"]),
+                _day(row["resolved_at"]),
+                row["id"],
+            )
+        return n
