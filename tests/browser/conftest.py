@@ -1,7 +1,8 @@
 """Headless Chromium harness: Debian's /usr/bin/chromium driven by Playwright over CDP.
 
-- ``chromium``: one browser per test session (about 1 s to start). Playwright launches it with
-  a fresh temporary ``--user-data-dir`` of its own and ``--remote-debugging-pipe``; we add the
+- ``chromium``: one browser for this package's tests (package scope: playwright's sync API keeps
+  an event loop running in the main thread, which must be gone before other async tests run).
+  Playwright launches it with a fresh temporary ``--user-data-dir`` of its own and ``--remote-debugging-pipe``; we add the
   flags that keep it off the network. ``playwright install`` is never needed.
 - ``aiguard_app``: the ASGI app under test. The default is the in-test fake
   (``browser_fake.build_app``); override this one fixture to run the same tests against the real
@@ -48,7 +49,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}; install it to run the browser tests")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     path = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
     if path is None:
