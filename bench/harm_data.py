@@ -44,8 +44,9 @@ def hatecheck() -> Iterator[Example]:
             hateful = row["label_gold"] == "hateful"
             labels = {
                 "hate": float(hateful),
-                # abuse of a person for who they are not (target_indiv_nh) is still harassment
-                "harassment": float(hateful or func == "target_indiv_nh"),
+                # "I can't stand you" (target_indiv_nh) is borderline; labelled harmless because
+                # as a positive it taught the model that "I can't ... you" is abuse
+                "harassment": float(hateful),
             }
             # hold out whole templates: the test cases are unseen sentence shapes
             yield Example(row["test_case"].strip(), "en", "hatecheck_en", func, labels,
@@ -133,6 +134,22 @@ def benign_en(cap: int = 3000) -> Iterator[Example]:
                       _held_out("bn:" + text))
 
 
+SEED = Path(__file__).resolve().parent / "harm_seed.toml"
+
+
+def authored_negatives() -> Iterator[Example]:
+    """Our own harmless sentences (bench/harm_seed.toml), identity templates filled in."""
+    import tomllib
+
+    data = tomllib.loads(SEED.read_text(encoding="utf-8"))
+    for lang, block in data.items():
+        texts = [t.format(x=x) for t in block["templates"] for x in block["identities"]]
+        texts = [t[0].upper() + t[1:] for t in texts] + list(block["sentences"])
+        for text in texts:
+            yield Example(text, lang, "authored_benign", lang, {"hate": 0.0, "harassment": 0.0},
+                          _held_out("ab:" + text))
+
+
 def harmful_requests() -> Iterator[Example]:
     """Harmful *requests* (not answers): used only to measure rule coverage, never to train."""
     base = DATASETS / "harmful_requests_en"
@@ -144,7 +161,8 @@ def harmful_requests() -> Iterator[Example]:
             yield Example(row["forbidden_prompt"], "en", "strongreject", row["category"], {}, True)
 
 
-TRAINING_SOURCES = (hatecheck, cold, germeval, identity_templates, toxigen, benign_en)
+TRAINING_SOURCES = (hatecheck, cold, germeval, identity_templates, toxigen, benign_en,
+                    authored_negatives)
 
 
 def load_all() -> list[Example]:

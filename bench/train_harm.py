@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +24,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harm_data import Example, available, load_all
 
-from aiguard.screens.harm._features import NGRAM_SIZES, featurize, normalize
+from aiguard.screens.harm._features import NGRAM_SIZES, IdentityMask, featurize, normalize
+from aiguard.screens.harm._lexicon import DEFAULT_LEXICON
 
 HEADS = ("hate", "harassment")
 OUT = Path(__file__).resolve().parents[1] / "aiguard" / "screens" / "harm" / "data" / "model.npz"
 # Relative total weight of each source, so 25k COLD posts do not drown 3k HateCheck cases.
 SOURCE_WEIGHT = {"hatecheck_en": 3.0, "cold_zh": 3.0, "germeval2018_de": 2.0,
-                 "identity_templates": 1.5, "toxigen_seeds_en": 1.0, "benign_en": 2.0}
+                 "identity_templates": 1.5, "toxigen_seeds_en": 1.0, "benign_en": 2.0,
+                 "authored_benign": 2.0}
 
 
-def design(examples: list[Example], bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def identity_lists(enabled: bool) -> dict[str, list[str]]:
+    """The identity terms of the shipped lexicon; the model stores its own copy."""
+    if not enabled:
+        return {"latin": [], "cjk": []}
+    ids = tomllib.loads(DEFAULT_LEXICON.read_text(encoding="utf-8"))["identities"]
+    return {"latin": sorted({*ids["latin"], *ids["generic"]}), "cjk": list(ids["zh"])}
+
+
+def design(
+    examples: list[Example], bits: int, mask: IdentityMask
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     buckets, segs, norms = [], [], []
     offset = 0
     for i in range(0, len(examples), 4000):
-        chunk = [normalize(ex.text) for ex in examples[i : i + 4000]]
+        chunk = [mask(normalize(ex.text)) for ex in examples[i : i + 4000]]
         b, s, n = featurize(chunk, bits)
         buckets.append(b)
         segs.append(s + offset)
@@ -46,10 +59,10 @@ def design(examples: list[Example], bits: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def train(
-    examples: list[Example], bits: int, l2: float, steps: int, lr: float
+    examples: list[Example], bits: int, l2: float, steps: int, lr: float, mask: IdentityMask
 ) -> tuple[np.ndarray, np.ndarray]:
     dim = 1 << bits
-    bucket, seg, norm = design(examples, bits)
+    bucket, seg, norm = design(examples, bits, mask)
     n = len(examples)
     y = np.array([[ex.labels[h] for h in HEADS] for ex in examples])
     # Each source gets its share of the total weight, split equally between its harmful and
@@ -105,6 +118,7 @@ def main() -> None:
     ap.add_argument("--weight", action="append", default=[], metavar="SOURCE=W",
                     help="override a source weight (0 drops the source)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--no-mask", action="store_true", help="keep identity terms as features")
     args = ap.parse_args()
     if not available():
         sys.exit("datasets not found: set AIGUARD_DATASETS or place them in ../shared/datasets")
@@ -115,7 +129,9 @@ def main() -> None:
     examples = [ex for ex in load_all()
                 if (args.all or not ex.test) and SOURCE_WEIGHT.get(ex.source, 0) > 0]
     print(f"{len(examples)} training examples", flush=True)
-    w, b = train(examples, args.bits, args.l2, args.steps, args.lr)
+    identities = identity_lists(not args.no_mask)
+    mask = IdentityMask(identities["latin"], identities["cjk"])
+    w, b = train(examples, args.bits, args.l2, args.steps, args.lr, mask)
     meta = {
         "version": 1,
         "heads": list(HEADS),
@@ -126,6 +142,7 @@ def main() -> None:
         "params": {"l2": args.l2, "steps": args.steps, "lr": args.lr},
         "source_weights": {k: v for k, v in SOURCE_WEIGHT.items() if v > 0},
         "sources": sorted({ex.source for ex in examples}),
+        "identities": identities,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, weights=w.astype(np.float16), bias=b.astype(np.float32),

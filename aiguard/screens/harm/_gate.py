@@ -61,7 +61,7 @@ def _candidates(items: list[Any]) -> list[set[str]]:
         name = str(op)
         if name == "LITERAL":
             runs = {r + chr(av) for r in runs}
-        elif name == "AT":  # zero-width (\b, ^): the literal run continues across it
+        elif name in _ZERO_WIDTH:  # \b, ^, lookarounds: the literal run continues across them
             continue
         elif name in ("SUBPATTERN", "BRANCH"):
             alts = (_alternatives(list(av[-1])) if name == "SUBPATTERN"
@@ -110,7 +110,7 @@ def _prefix(items: list[Any]) -> tuple[str, bool]:
         name = str(op)
         if name == "LITERAL":
             run += chr(av)
-        elif name != "AT":
+        elif name not in _ZERO_WIDTH:
             return run, False
     return run, True
 
@@ -124,6 +124,7 @@ def _best(candidates: list[set[str]]) -> set[str] | None:
     return {s.lower() for s in candidates[i]} if length >= 2 else None
 
 
+_ZERO_WIDTH = frozenset({"AT", "ASSERT", "ASSERT_NOT"})
 _COMMON = frozenset("etaoinsrhldcu ")
 
 

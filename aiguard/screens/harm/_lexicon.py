@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,30 @@ def _joined(by_lang: Mapping[str, str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in by_lang.values()), _FLAGS)
 
 
+def identity_patterns(identities: Mapping[str, Any]) -> dict[str, str]:
+    """``{ID}`` and ``{ID_ZH}`` alternations: group nouns, or group adjectives before a noun."""
+    adjectives = set(identities.get("adjectives", ()))
+    latin = [t for t in identities.get("latin", ()) if t not in adjectives]
+    nouns = sorted({*latin, *identities.get("generic", ())}, key=len, reverse=True)
+
+    def alt(terms: Iterable[str]) -> str:
+        return "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+
+    latin_id = f"(?:{alt(latin)}|(?:{alt(adjectives)}) (?:{alt(nouns)}))" if latin else "(?!)"
+    zh = identities.get("zh", ())
+    return {"{ID}": latin_id, "{ID_ZH}": f"(?:{alt(zh)})" if zh else "(?!)"}
+
+
+def _expand(pattern: str, macros: Mapping[str, str]) -> str:
+    for key, value in macros.items():
+        pattern = pattern.replace(key, value)
+    return pattern
+
+
 class Lexicon:
     def __init__(self, data: Mapping[str, Any]) -> None:
+        self.identities: Mapping[str, Any] = data.get("identities", {})
+        macros = identity_patterns(self.identities)
         # one compiled rule per pattern; the gate decides which ones a text can trigger
         self._terms: list[tuple[str, float, re.Pattern[str]]] = []
         self._objects: list[tuple[int, re.Pattern[str]]] = []  # (pair index, object pattern)
@@ -61,7 +83,8 @@ class Lexicon:
             if category not in CATEGORIES:
                 raise ConfigError(f"lexicon: unknown category {category!r}")
             for entries in by_lang.values():
-                for pattern, score in entries:
+                for raw, score in entries:
+                    pattern = _expand(raw, macros)
                     self._gate.add(len(self._terms), pattern)
                     self._terms.append((category, float(score), re.compile(pattern, _FLAGS)))
         self._pairs: list[_Pair] = []
@@ -110,15 +133,20 @@ class Lexicon:
                                      f"mentions {m.group(0)!r}"))
         if not found:
             return found
+        # one match per (category, place): the same term may be listed for several languages
+        found = list({(h.category, h.start, h.end): h for h in found}.values())
         supportive: bool | None = None
         out: list[Hit] = []
         for hit in found:
-            a, _b = _sentence_of(spans, hit.start, len(text))
-            reason = self._context(text, a, _b, hit)
-            if reason is None and hit.category in _SUPPORTIVE and self._support is not None:
-                if supportive is None:
-                    supportive = self._support.search(text) is not None
-                reason = "supportive context" if supportive else None
+            a, b = _sentence_of(spans, hit.start, len(text))
+            reason = self._context(text, a, b, hit)
+            if reason is None and self._support is not None:
+                if hit.category in _SUPPORTIVE:
+                    if supportive is None:
+                        supportive = self._support.search(text) is not None
+                    reason = "supportive context" if supportive else None
+                elif hit.category == "illicit" and self._support.search(text, a, b):
+                    reason = "protective context"
             if reason is not None:
                 hit = Hit(hit.category, hit.start, hit.end, hit.score * self._factor,
                           f"{hit.explanation}, lowered: {reason}")

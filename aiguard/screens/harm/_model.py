@@ -10,7 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from aiguard.errors import ConfigError
-from aiguard.screens.harm._features import NGRAM_SIZES, featurize, normalize_all, sentences
+from aiguard.screens.harm._features import (
+    NGRAM_SIZES,
+    IdentityMask,
+    featurize,
+    normalize_all,
+    sentences,
+)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "model.npz"
 
@@ -25,13 +31,14 @@ class LinearModel:
     """Multi-label logistic regression over hashed character 1-5-grams (see bench/train_harm.py)."""
 
     def __init__(self, weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32],
-                 heads: tuple[str, ...], bits: int) -> None:
+                 heads: tuple[str, ...], bits: int, mask: IdentityMask | None = None) -> None:
         self.weights = weights
         # one contiguous vector per head: a 1-D gather is several times faster than rows
         self._columns = [np.ascontiguousarray(weights[:, k]) for k in range(weights.shape[1])]
         self.bias = bias
         self.heads = heads
         self.bits = bits
+        self.mask = mask or IdentityMask()
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> LinearModel:
@@ -48,14 +55,16 @@ class LinearModel:
         bits = int(meta["bits"])
         if weights.shape != (1 << bits, len(meta["heads"])):
             raise ConfigError(f"harm model {path} has a malformed weight matrix")
-        return cls(weights, bias, tuple(meta["heads"]), bits)
+        identities = meta.get("identities", {})
+        mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()))
+        return cls(weights, bias, tuple(meta["heads"]), bits, mask)
 
     def score(self, text: str) -> SentenceScores:
         """Probabilities per sentence and head; the caller takes maxima and builds spans."""
         spans = sentences(text)
         if not spans:
             return SentenceScores([], np.zeros((0, len(self.heads))))
-        segments = normalize_all([text[a:b] for a, b in spans])
+        segments = [self.mask(s) for s in normalize_all([text[a:b] for a, b in spans])]
         bucket, segment, norm = featurize(segments, self.bits)
         logits = np.empty((len(spans), len(self.heads)))
         for k, column in enumerate(self._columns):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import anyio.to_thread
 
 from aiguard.errors import ConfigError
@@ -20,15 +19,6 @@ from aiguard.screens.harm._model import DEFAULT_MODEL, LinearModel
 DEFAULT_OFFLOAD_CHARS = 4096
 # Sentence-level classifier scores below this are noise; dropping them keeps results small.
 _MIN_SCORE = 0.05
-_LIMITER: anyio.CapacityLimiter | None = None
-
-
-def _shared_limiter() -> anyio.CapacityLimiter:
-    """One limiter for every local backend in the process (created lazily inside a loop)."""
-    global _LIMITER
-    if _LIMITER is None:
-        _LIMITER = anyio.CapacityLimiter(2)
-    return _LIMITER
 
 
 class LocalBackend:
@@ -67,8 +57,9 @@ class LocalBackend:
 
     async def findings(self, text: str) -> list[Finding]:
         if len(text) > self.offload_chars:
-            return await anyio.to_thread.run_sync(self.findings_sync, text,
-                                                  limiter=_shared_limiter())
+            # anyio's default limiter is per event loop and shared by everyone who offloads:
+            # a module-level limiter would be bound to whichever loop created it first
+            return await anyio.to_thread.run_sync(self.findings_sync, text)
         return self.findings_sync(text)
 
     def findings_sync(self, text: str) -> list[Finding]:

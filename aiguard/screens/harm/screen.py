@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiguard.errors import ConfigError, ScreenError
+from aiguard.policy.models import Policy
 from aiguard.screens.base import ScreenContext, ScreenResult, Span, Verdict
 from aiguard.screens.harm._backend import Finding, HarmBackend, SpanBackend
 from aiguard.screens.harm._categories import CATEGORIES, resolve_thresholds
@@ -42,6 +43,18 @@ class HarmScreen:
         if unknown:
             raise ConfigError(f"unknown harm categories {unknown}; expected some of {CATEGORIES}")
         self.categories = enforced
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> HarmScreen:
+        """Used by the screen registry: ``policy.screening.harm`` when the policy has such a
+        section (a mapping or a pydantic model with the ``build_harm_screen`` keys), else the
+        defaults (local backend, default thresholds)."""
+        section = getattr(policy.screening, "harm", None)
+        if section is None:
+            return cls()
+        dump = getattr(section, "model_dump", None)
+        config = dump(exclude_none=True) if callable(dump) else section
+        return build_harm_screen(dict(config))
 
     async def load(self) -> None:
         await self.backend.load()

@@ -149,7 +149,8 @@ def test_gate_never_hides_a_matching_rule() -> None:
     data = tomllib.loads(DEFAULT_LEXICON.read_text(encoding="utf-8"))
     rules = [re.compile(p, re.IGNORECASE) for by_lang in data["terms"].values()
              for entries in by_lang.values() for p, _ in entries]
-    texts = [t for _, _, t in HARMFUL] + [t for _, t in HARMLESS]
+    harmless = [p.values[1] if hasattr(p, "values") else p[1] for p in HARMLESS]
+    texts = [t for _, _, t in HARMFUL] + [str(t) for t in harmless]
     for text in texts:
         expected = {i for i, r in enumerate(rules) if r.search(text)}
         assert expected <= set(lexicon._gate.candidates(text)), text
@@ -164,3 +165,11 @@ def test_gate_never_hides_a_matching_rule() -> None:
 ])
 def test_required_literals(pattern: str, literals: set[str] | None) -> None:
     assert required_literals(pattern) == literals
+
+
+def test_registry_builds_the_default_harm_screen() -> None:
+    from aiguard.policy.models import Policy
+    from aiguard.screens import registry
+
+    screen = registry.create("harm", Policy())
+    assert isinstance(screen, HarmScreen) and isinstance(screen.backend, LocalBackend)
