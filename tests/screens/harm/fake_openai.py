@@ -58,7 +58,8 @@ class FakeOpenAI:
         if "hate" in text:
             scores.update({"hate": 0.91, "harassment": 0.62, "hate/threatening": 0.2})
         if "kill" in text:
-            scores.update({"violence": 0.4, "violence/graphic": 0.97, "harassment/threatening": 0.7})
+            scores.update({"violence": 0.4, "violence/graphic": 0.97,
+                           "harassment/threatening": 0.7})
         return JSONResponse({
             "id": "modr-fake",
             "model": body.get("model", "omni-moderation-latest"),

@@ -26,11 +26,14 @@ from tests.servers import serve
 CTX = ScreenContext()
 
 PARSED = [
-    ('{"flagged": true, "categories": {"hate": 0.92, "violence": 0.1}}', {"hate": 0.92, "violence": 0.1}),
+    ('{"flagged": true, "categories": {"hate": 0.92, "violence": 0.1}}',
+     {"hate": 0.92, "violence": 0.1}),
     ('```json\n{"categories": {"self-harm": 0.8}}\n```', {"self-harm": 0.8}),
-    ('Sure! Here is my verdict: {"hate": true, "harassment": false} Hope that helps.', {"hate": 1.0}),
+    ('Sure! Here is my verdict: {"hate": true, "harassment": false} Hope that helps.',
+     {"hate": 1.0}),
     ('{"categories": [{"category": "sexual/minors", "score": 0.99}]}', {"sexual/minors": 0.99}),
-    ('{"category_scores": {"self_harm_intent": 0.7, "illicit/violent": "0.6"}}', {"self-harm": 0.7, "illicit": 0.6}),
+    ('{"category_scores": {"self_harm_intent": 0.7, "illicit/violent": "0.6"}}',
+     {"self-harm": 0.7, "illicit": 0.6}),
     ('{"categories": {"violence": 85}}', {"violence": 0.85}),  # percentages
     ('{"flagged": false}', {}),
     ('{"flagged": false, "categories": {}}', {}),
@@ -61,7 +64,7 @@ class RecordingChatModel(BaseChatModel):
     """A real BaseChatModel that records the messages it receives and answers a fixed reply."""
 
     reply: str = '{"categories": {"harassment": 0.9}}'
-    seen: list[list[BaseMessage]] = []
+    seen: list[list[BaseMessage]]
 
     @property
     def _llm_type(self) -> str:

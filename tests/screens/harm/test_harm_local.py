@@ -60,7 +60,7 @@ HARMLESS = [
     ("en", "I can't help you make a bomb."),
     ("en", "I'm sorry, but I won't explain how to synthesize methamphetamine."),
     ("en", "If you are having thoughts of suicide, please call the 988 hotline."),
-    ("en", "How to protect children from online predators: talk to them and watch for warning signs."),
+    ("en", "How to protect children from online predators: talk to them, watch for warning signs."),
     ("en", "Saying \"you are an idiot\" to a colleague is unacceptable."),
     ("en", "Sex education teaches teenagers about consent."),
     ("de", "Ich bin Muslim und lebe in Berlin."),
