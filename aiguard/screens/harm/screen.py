@@ -53,8 +53,11 @@ class HarmScreen:
         if section is None:
             return cls()
         dump = getattr(section, "model_dump", None)
-        config = dump(exclude_none=True) if callable(dump) else section
-        return build_harm_screen(dict(config))
+        config = dict(dump(exclude_none=True) if callable(dump) else section)
+        # a policy section carries every backend's fields with defaults: keep the chosen one's
+        kind = str(config.get("backend", "local"))
+        allowed = _COMMON_KEYS | _BACKEND_KEYS.get(kind, set())
+        return build_harm_screen({k: v for k, v in config.items() if k in allowed})
 
     async def load(self) -> None:
         await self.backend.load()

@@ -173,3 +173,14 @@ def test_registry_builds_the_default_harm_screen() -> None:
 
     screen = registry.create("harm", Policy())
     assert isinstance(screen, HarmScreen) and isinstance(screen.backend, LocalBackend)
+
+
+def test_from_policy_reads_a_harm_section_and_ignores_other_backends_fields() -> None:
+    from types import SimpleNamespace
+
+    section = {"backend": "openai", "api_key": "k", "model": "m", "offload_chars": 10,
+               "thresholds": {"violence": 0.4}}
+    policy = SimpleNamespace(screening=SimpleNamespace(harm=section))
+    screen = HarmScreen.from_policy(policy)  # type: ignore[arg-type]
+    assert isinstance(screen.backend, OpenAIModerationBackend)
+    assert screen.backend.model == "m" and screen.thresholds["violence"] == 0.4
