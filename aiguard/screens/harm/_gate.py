@@ -176,17 +176,22 @@ class LiteralGate:
             bitmap[(np.array(sorted(keys), dtype=np.uint64) * _MIX) >> _SHIFT] = True
             self._bitmaps[n] = bitmap
 
-    def candidates(self, text: str) -> list[int]:
+    def candidates(self, text: str) -> dict[int, list[int]]:
+        """Rule id -> positions in ``text`` where its key occurs (empty list: run everywhere).
+
+        Positions let the caller run a rule only on the sentences that can match, which matters
+        for rules with large alternations (identity terms)."""
         codes = _codes(text.lower())
-        found: set[int] = set(self.always)
+        found: dict[int, list[int]] = {rule: [] for rule in self.always}
         for n, bitmap in self._bitmaps.items():
             h = _hashes(codes, n)
             if h.shape[0] == 0:
                 continue
-            passed = h[bitmap[(h * _MIX) >> _SHIFT]]
-            if passed.shape[0] == 0:
+            positions = np.flatnonzero(bitmap[(h * _MIX) >> _SHIFT])
+            if positions.shape[0] == 0:
                 continue
             keys = self._keys[n]
-            for value in set(passed.tolist()):
-                found.update(keys.get(value, ()))
-        return sorted(found)
+            for pos, value in zip(positions.tolist(), h[positions].tolist(), strict=True):
+                for rule in keys.get(value, ()):
+                    found.setdefault(rule, []).append(pos)
+        return found

@@ -114,15 +114,18 @@ class Lexicon:
     def hits(self, text: str, spans: Sequence[tuple[int, int]]) -> list[Hit]:
         """Every rule match, scored after context dampening; offsets index ``text``."""
         found: list[Hit] = []
-        for rule in self._gate.candidates(text):
+        for rule, positions in self._gate.candidates(text).items():
+            # run the rule only over the sentences holding its key (all text if unknown)
+            windows = sorted({_sentence_of(spans, p, len(text)) for p in positions}) or [
+                (0, len(text))]
             if rule < _OBJECT_BASE:
                 category, score, pattern = self._terms[rule]
                 found += [Hit(category, m.start(), m.end(), score, f"matched term {m.group(0)!r}")
-                          for m in pattern.finditer(text)]
+                          for a, b in windows for m in pattern.finditer(text, a, b)]
                 continue
             pair_index, pattern = self._objects[rule - _OBJECT_BASE]
             pair = self._pairs[pair_index]
-            for m in pattern.finditer(text):
+            for m in (m for a, b in windows for m in pattern.finditer(text, a, b)):
                 a, b = _sentence_of(spans, m.start(), len(text))
                 cue = pair.cue.search(text, a, b)
                 if cue is not None:

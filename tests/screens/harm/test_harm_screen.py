@@ -21,7 +21,7 @@ from aiguard.screens.harm import (
 )
 from aiguard.screens.harm._features import featurize, normalize, sentences
 from aiguard.screens.harm._gate import required_literals
-from aiguard.screens.harm._lexicon import DEFAULT_LEXICON, Lexicon
+from aiguard.screens.harm._lexicon import DEFAULT_LEXICON, Lexicon, identity_patterns
 from aiguard.screens.harm.llm import LLMJudgeBackend
 from aiguard.screens.harm.openai_moderation import OpenAIModerationBackend
 from tests.screens.harm.test_harm_local import HARMFUL, HARMLESS
@@ -144,16 +144,24 @@ EXPECTED_BUCKETS = [3713, 103843, 42393, 198787]
 
 
 def test_gate_never_hides_a_matching_rule() -> None:
-    """Every rule that matches a text must be among the gate's candidates for it."""
+    """Gate + per-sentence windows find exactly what running every rule on the text finds."""
     lexicon = Lexicon.load()
     data = tomllib.loads(DEFAULT_LEXICON.read_text(encoding="utf-8"))
-    rules = [re.compile(p, re.IGNORECASE) for by_lang in data["terms"].values()
-             for entries in by_lang.values() for p, _ in entries]
+    macros = identity_patterns(data["identities"])
+    rules = []
+    for category, by_lang in data["terms"].items():
+        for entries in by_lang.values():
+            for raw, _ in entries:
+                for key, value in macros.items():
+                    raw = raw.replace(key, value)
+                rules.append((category, re.compile(raw, re.IGNORECASE)))
     harmless = [p.values[1] if hasattr(p, "values") else p[1] for p in HARMLESS]
     texts = [t for _, _, t in HARMFUL] + [str(t) for t in harmless]
+    texts.append(" ".join(texts))  # one long multilingual text with many sentences
     for text in texts:
-        expected = {i for i, r in enumerate(rules) if r.search(text)}
-        assert expected <= set(lexicon._gate.candidates(text)), text
+        expected = {(cat, m.start(), m.end()) for cat, r in rules for m in r.finditer(text)}
+        found = {(h.category, h.start, h.end) for h in lexicon.hits(text, sentences(text))}
+        assert expected <= found, text
 
 
 @pytest.mark.parametrize(("pattern", "literals"), [
