@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     _sre_parse = None
 
 _PRIME = np.uint64(1_000_003)
-_KEY_LEN = 4
+_KEY_LEN = 6  # longer keys are rarer: "l ever" is not in every text, "very" is
 _MAX_ALTERNATIVES = 64
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _BITMAP_BITS = 20
@@ -31,14 +31,19 @@ _SHIFT = np.uint64(64 - _BITMAP_BITS)
 
 def required_literals(pattern: str) -> set[str] | None:
     """Lower-cased strings of which every match contains at least one, or None if unknown."""
+    sets = required_literal_sets(pattern)
+    return sets[0] if sets else None
+
+
+def required_literal_sets(pattern: str, limit: int = 3) -> list[set[str]]:
+    """Up to ``limit`` literal sets, most distinctive first; every match hits each of them."""
     if _sre_parse is None:
-        return None
+        return []
     try:
         parsed = _sre_parse.parse(pattern)
     except re.error:
-        return None
-    best = _best(_candidates(list(parsed)))
-    return best
+        return []
+    return _ranked(_candidates(list(parsed)))[:limit]
 
 
 def _candidates(items: list[Any]) -> list[set[str]]:
@@ -115,25 +120,35 @@ def _prefix(items: list[Any]) -> tuple[str, bool]:
     return run, True
 
 
-def _best(candidates: list[set[str]]) -> set[str] | None:
-    # spaces make a key common (" you"): rank by the stripped length, then fewer alternatives
-    scored = [(min(len(s.strip()) for s in c), -len(c), i) for i, c in enumerate(candidates) if c]
-    if not scored:
-        return None
-    length, _, i = max(scored)
-    return {s.lower() for s in candidates[i]} if length >= 2 else None
+def _ranked(candidates: list[set[str]]) -> list[set[str]]:
+    """Sets by their weakest key's distinctiveness ("fuck" before {"her hard", "me raw"})."""
+    scored = [
+        (min(_key_score(s) for s in c), -len(c), i)
+        for i, c in enumerate(candidates)
+        if c and min(len(s.strip()) for s in c) >= 2
+    ]
+    return [{s.lower() for s in candidates[i]} for _, _, i in sorted(scored, reverse=True)]
+
+
+def _key_score(literal: str) -> int:
+    return sum(_rarity(c) for c in _rarest_window(literal.lower()))
 
 
 _ZERO_WIDTH = frozenset({"AT", "ASSERT", "ASSERT_NOT"})
-_COMMON = frozenset("etaoinsrhldcu ")
+_COMMON = frozenset("etaoinsrhldcu")
 
 
 def _rarest_window(literal: str) -> str:
-    """The literal's most distinctive 4-character window ("umbr", not "ich "), as the key."""
+    """The literal's most distinctive 6-character window ("umbr", not "ich "), as the key."""
     if len(literal) <= _KEY_LEN:
         return literal
     windows = [literal[i : i + _KEY_LEN] for i in range(len(literal) - _KEY_LEN + 1)]
-    return max(reversed(windows), key=lambda w: sum(1 if c in _COMMON else 3 for c in w))
+    return max(windows, key=lambda w: sum(_rarity(c) for c in w))
+
+
+def _rarity(c: str) -> int:
+    # spaces occur everywhere ("ate " is in "late "), frequent letters nearly so
+    return 0 if c.isspace() else 1 if c in _COMMON else 3
 
 
 def _hashes(codes: npt.NDArray[np.uint64], n: int) -> npt.NDArray[np.uint64]:
@@ -151,21 +166,29 @@ def _codes(text: str) -> npt.NDArray[np.uint64]:
 
 
 class LiteralGate:
-    """Maps rule ids to their literal keys; ``candidates(text)`` returns the ids worth running."""
+    """Maps rule ids to literal keys; ``candidates(text)`` returns the rules worth running.
+
+    A rule passes when the text holds a key of *each* of its (up to three) literal sets: every
+    match contains one literal of every set, so requiring all is exact and far more selective
+    than one common key ("kill" and "someone" and "how to", not just "someone").
+    """
 
     def __init__(self) -> None:
-        self._keys: dict[int, dict[int, list[int]]] = {}  # key length -> hash -> rule ids
+        self._keys: dict[int, dict[int, list[tuple[int, int]]]] = {}  # len -> hash -> (rule, set)
+        self._sets: dict[int, int] = {}  # rule -> number of literal sets
         self.always: list[int] = []  # rules without a usable literal
 
     def add(self, rule: int, pattern: str) -> None:
-        literals = required_literals(pattern)
-        if literals is None:
+        sets = required_literal_sets(pattern)
+        if not sets:
             self.always.append(rule)
             return
-        for lit in literals:
-            key = _rarest_window(lit)
-            h = int(_hashes(_codes(key), len(key))[0])
-            self._keys.setdefault(len(key), {}).setdefault(h, []).append(rule)
+        self._sets[rule] = len(sets)
+        for j, literals in enumerate(sets):
+            for lit in literals:
+                key = _rarest_window(lit)
+                h = int(_hashes(_codes(key), len(key))[0])
+                self._keys.setdefault(len(key), {}).setdefault(h, []).append((rule, j))
 
     def freeze(self) -> None:
         # a bitmap per key length answers "could this n-gram be a key?" with one numpy gather;
@@ -177,21 +200,28 @@ class LiteralGate:
             self._bitmaps[n] = bitmap
 
     def candidates(self, text: str) -> dict[int, list[int]]:
-        """Rule id -> positions in ``text`` where its key occurs (empty list: run everywhere).
+        """Rule id -> positions of its most distinctive key (empty list: run everywhere).
 
         Positions let the caller run a rule only on the sentences that can match, which matters
         for rules with large alternations (identity terms)."""
         codes = _codes(text.lower())
-        found: dict[int, list[int]] = {rule: [] for rule in self.always}
+        seen: dict[int, set[int]] = {}
+        positions: dict[int, list[int]] = {}
         for n, bitmap in self._bitmaps.items():
             h = _hashes(codes, n)
             if h.shape[0] == 0:
                 continue
-            positions = np.flatnonzero(bitmap[(h * _MIX) >> _SHIFT])
-            if positions.shape[0] == 0:
+            hits = np.flatnonzero(bitmap[(h * _MIX) >> _SHIFT])
+            if hits.shape[0] == 0:
                 continue
             keys = self._keys[n]
-            for pos, value in zip(positions.tolist(), h[positions].tolist(), strict=True):
-                for rule in keys.get(value, ()):
-                    found.setdefault(rule, []).append(pos)
+            for pos, value in zip(hits.tolist(), h[hits].tolist(), strict=True):
+                for rule, j in keys.get(value, ()):
+                    seen.setdefault(rule, set()).add(j)
+                    if j == 0:
+                        positions.setdefault(rule, []).append(pos)
+        found: dict[int, list[int]] = {rule: [] for rule in self.always}
+        for rule, sets in seen.items():
+            if len(sets) == self._sets[rule]:
+                found[rule] = positions[rule]
         return found

@@ -59,9 +59,10 @@ class LinearModel:
         mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()))
         return cls(weights, bias, tuple(meta["heads"]), bits, mask)
 
-    def score(self, text: str) -> SentenceScores:
+    def score(self, text: str, spans: list[tuple[int, int]] | None = None) -> SentenceScores:
         """Probabilities per sentence and head; the caller takes maxima and builds spans."""
-        spans = sentences(text)
+        if spans is None:
+            spans = sentences(text)
         if not spans:
             return SentenceScores([], np.zeros((0, len(self.heads))))
         segments = [self.mask(s) for s in normalize_all([text[a:b] for a, b in spans])]

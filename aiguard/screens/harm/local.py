@@ -70,7 +70,7 @@ class LocalBackend:
         if not spans:
             return []
         best: dict[tuple[str, int], Finding] = {}
-        scored = self._model.score(text)
+        scored = self._model.score(text, spans)
         for k, head in enumerate(self._model.heads):
             for i, (a, b) in enumerate(scored.spans):
                 p = float(scored.probs[i, k])
