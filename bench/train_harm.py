@@ -38,9 +38,10 @@ SOURCE_WEIGHT = {"hatecheck_en": 3.0, "cold_zh": 3.0, "germeval2018_de": 2.0,
 def identity_lists(enabled: bool) -> dict[str, list[str]]:
     """The identity terms of the shipped lexicon; the model stores its own copy."""
     if not enabled:
-        return {"latin": [], "cjk": []}
+        return {"latin": [], "cjk": [], "adjectives": []}
     ids = tomllib.loads(DEFAULT_LEXICON.read_text(encoding="utf-8"))["identities"]
-    return {"latin": sorted({*ids["latin"], *ids["generic"]}), "cjk": list(ids["zh"])}
+    return {"latin": sorted({*ids["latin"], *ids["generic"]}), "cjk": list(ids["zh"]),
+            "adjectives": sorted(ids["adjectives"])}
 
 
 def design(
@@ -130,7 +131,7 @@ def main() -> None:
                 if (args.all or not ex.test) and SOURCE_WEIGHT.get(ex.source, 0) > 0]
     print(f"{len(examples)} training examples", flush=True)
     identities = identity_lists(not args.no_mask)
-    mask = IdentityMask(identities["latin"], identities["cjk"])
+    mask = IdentityMask(identities["latin"], identities["cjk"], identities["adjectives"])
     w, b = train(examples, args.bits, args.l2, args.steps, args.lr, mask)
     meta = {
         "version": 1,

@@ -87,18 +87,25 @@ class IdentityMask:
     from which group is named. Latin-script terms match whole words, CJK terms substrings.
     """
 
-    def __init__(self, latin: Sequence[str] = (), cjk: Sequence[str] = ()) -> None:
-        self.latin = frozenset(latin)
+    def __init__(self, latin: Sequence[str] = (), cjk: Sequence[str] = (),
+                 adjectives: Sequence[str] = ()) -> None:
+        # adjectives ("black", "old", "gay") name a group only before a noun: "black people"
+        # is masked, "black coffee" is not
+        self.adjectives = frozenset(adjectives)
+        self.latin = frozenset(latin) - self.adjectives
         self.cjk = tuple(sorted(cjk, key=len, reverse=True))  # longest first: "残障人士" > "残障"
 
     def __call__(self, text: str) -> str:
         if self.latin:
             words = text.split(" ")
+            cores = [w.strip(_WORD_EDGE) for w in words]
             changed = False
-            for i, word in enumerate(words):
-                core = word.strip(_WORD_EDGE)
-                if core in self.latin:
-                    words[i] = word.replace(core, PLACEHOLDER)
+            for i, core in enumerate(cores):
+                is_group = core in self.latin or (
+                    core in self.adjectives and i + 1 < len(cores)
+                    and (cores[i + 1] in self.latin or cores[i + 1] in self.adjectives))
+                if is_group:
+                    words[i] = words[i].replace(core, PLACEHOLDER)
                     changed = True
             if changed:
                 text = " ".join(words)

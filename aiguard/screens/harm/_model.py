@@ -56,7 +56,8 @@ class LinearModel:
         if weights.shape != (1 << bits, len(meta["heads"])):
             raise ConfigError(f"harm model {path} has a malformed weight matrix")
         identities = meta.get("identities", {})
-        mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()))
+        mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()),
+                            identities.get("adjectives", ()))
         return cls(weights, bias, tuple(meta["heads"]), bits, mask)
 
     def score(self, text: str, spans: list[tuple[int, int]] | None = None) -> SentenceScores:
