@@ -7,11 +7,9 @@ never stored: the subject id is ``HMAC-SHA256(secret, "subject:" + raw)`` trunca
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 import secrets
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from aiguard.errors import ConfigError
 from aiguard.policy.identity import IdentityPolicy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestIdentity:
     """Resolved once per guarded or API request; stored in ``scope["aiguard.identity"]``."""
 
@@ -54,21 +52,32 @@ def load_secret(policy: IdentityPolicy) -> bytes:
     return value
 
 
+_MEMO_MAX = 65_536
+
+
 class Pseudonymizer:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        # the same few ids come back on every request: remember their pseudonyms (bounded)
+        self._memo: dict[str, str] = {}
+
+    def _hmac(self, raw: str) -> str:
+        found = self._memo.get(raw)
+        if found is None:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            found = hmac.digest(self._secret, raw.encode("utf-8"), "sha256").hex()[:32]
+            self._memo[raw] = found
+        return found
 
     def subject(self, raw: str) -> str:
-        return hmac.new(
-            self._secret, b"subject:" + raw.encode("utf-8"), hashlib.sha256
-        ).hexdigest()[:32]
+        return self._hmac("subject:" + raw)
 
     def conversation(self, raw: str) -> str:
-        digest = hmac.new(self._secret, b"conv:" + raw.encode("utf-8"), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        return self._hmac("conv:" + raw)
 
     def sign(self, value: str) -> str:
-        mac = hmac.new(self._secret, b"cookie:" + value.encode("ascii"), hashlib.sha256).digest()
+        mac = hmac.digest(self._secret, b"cookie:" + value.encode("ascii"), "sha256")
         return value + "." + base64.urlsafe_b64encode(mac[:18]).decode("ascii")
 
     def unsign(self, token: str) -> str | None:
@@ -79,7 +88,7 @@ class Pseudonymizer:
 
 
 def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex
+    return "msg_" + os.urandom(16).hex()  # 128 random bits, as a uuid4 but cheaper
 
 
 def new_cookie_value() -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +16,7 @@ from aiguard.errors import ConfigError
 from aiguard.policy.loading import load_policy
 from aiguard.policy.models import Policy, RouteRule
 from aiguard.runtime import Runtime
+from aiguard.wire import jsoncodec
 from aiguard.wire.openai_chat import has_assistant_turn, request_info
 
 log = logging.getLogger("aiguard")
@@ -65,8 +64,21 @@ class AIGuardMiddleware:
             f"; Path=/; Max-Age={idp.cookie_max_age_days * 86400}; HttpOnly; SameSite=Lax"
             + ("; Secure" if idp.cookie_secure else "")
         )
-        self._subject_header = idp.subject_header.lower()
-        self._conversation_header = idp.conversation_header.lower()
+        self._subject_header = idp.subject_header.lower().encode("latin-1")
+        self._conversation_header = idp.conversation_header.lower().encode("latin-1")
+        self._wanted_headers = frozenset(
+            {
+                b"content-type",
+                b"cookie",
+                b"accept-language",
+                b"user-agent",
+                self._subject_header,
+                self._conversation_header,
+            }
+        )
+        self._fixed_locale = (
+            self.runtime.catalogue.resolve(policy.locale) if policy.locale else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -119,11 +131,22 @@ class AIGuardMiddleware:
             return False
         return True
 
-    def _identify(self, scope: Scope, headers: Headers, user: str | None) -> RequestIdentity:
+    def _read_headers(self, scope: Scope) -> dict[bytes, str]:
+        """The request headers aiguard uses, in one pass (ASGI names are lower-case bytes)."""
+        wanted = self._wanted_headers
+        found: dict[bytes, str] = {}
+        for key, value in scope["headers"]:
+            if key in wanted and key not in found:
+                found[key] = value.decode("latin-1")
+        return found
+
+    def _identify(
+        self, scope: Scope, headers: dict[bytes, str], user: str | None
+    ) -> RequestIdentity:
         rt = self.runtime
         pz = rt.pseudonymizer
         cookie_value: str | None = None
-        raw_cookie = headers.get("cookie")
+        raw_cookie = headers.get(b"cookie")
         if raw_cookie:
             token = cookie_parser(raw_cookie).get(self._cookie_name)
             if token:
@@ -147,18 +170,14 @@ class AIGuardMiddleware:
             conversation = pz.conversation("u:" + user)
         else:
             conversation = pz.conversation("c:" + (cookie_value or subject))
-        policy = self.policy
-        if policy.locale:
-            locale = rt.catalogue.resolve(policy.locale)
-        else:
-            locale = rt.catalogue.negotiate(headers.get("accept-language"))
+        locale = self._fixed_locale or rt.catalogue.negotiate(headers.get(b"accept-language"))
         client = scope.get("client")
         return RequestIdentity(
             subject_id=subject,
             conversation_id=conversation,
             locale=locale,
             client_ip=client[0] if client else None,
-            user_agent=headers.get("user-agent"),
+            user_agent=headers.get(b"user-agent"),
             set_cookie=set_cookie,
         )
 
@@ -190,12 +209,11 @@ class AIGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        headers = Headers(scope=scope)
+        headers = self._read_headers(scope)
         request_json: Any = None
-        ctype = headers.get("content-type", "")
-        if body and "json" in ctype:
+        if body and "json" in headers.get(b"content-type", ""):
             try:
-                request_json = json.loads(body)
+                request_json = jsoncodec.loads(body)
             except ValueError as exc:
                 await _respond(
                     problem(400, "invalid_json", "Malformed JSON request body", str(exc)), send
@@ -256,7 +274,7 @@ class AIGuardMiddleware:
     async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not await self._ready(send):
             return
-        identity = self._identify(scope, Headers(scope=scope), None)
+        identity = self._identify(scope, self._read_headers(scope), None)
         scope = {**scope, "aiguard.identity": identity}
         if self._api is None:
             self._api = Router(

@@ -11,12 +11,10 @@ Holds ``http.response.start`` until it knows the answer's shape, then:
 from __future__ import annotations
 
 import codecs
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Send
 
 from aiguard.asgi.identity import RequestIdentity, new_message_id
@@ -31,7 +29,7 @@ from aiguard.screens.base import (
 )
 from aiguard.services.disclosure import ai_disclosure_header
 from aiguard.services.message import MessageRecord
-from aiguard.wire import fieldpath
+from aiguard.wire import fieldpath, jsoncodec
 from aiguard.wire.openai_chat import chunk as make_chunk
 from aiguard.wire.openai_chat import is_chunk, is_completion
 from aiguard.wire.sse import SSEDecoder, SSEEvent, encode_event
@@ -43,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiguard")
 
 _NO_BODY_STATUS = {204, 205, 304}
+_OWN_HEADERS = frozenset({b"ai-disclosure", b"x-aiguard-message-id"})
+_OWN_HEADERS_AND_LENGTH = _OWN_HEADERS | {b"content-length"}
 
 
 class StreamAborted(Exception):
@@ -50,7 +50,7 @@ class StreamAborted(Exception):
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return jsoncodec.dumps(obj).decode("utf-8")
 
 
 class Responder:
@@ -87,15 +87,21 @@ class Responder:
         self._stream0: StreamScreener | None = None  # choice 0's screener (streamed answers)
         self._record = False
         self._screener: AnswerScreener | None = runtime.screener
-        self._ctx = ScreenContext(
-            locale=identity.locale, route=rule.path, message_id=self.message_id
-        )
+        self._context: ScreenContext | None = None
         # stream state
         self._decoder: SSEDecoder | None = None
         self._text_decoder: codecs.IncrementalDecoder | None = None
         self._streams: dict[int, StreamScreener] = {}
         self._openai = rule.format in ("auto", "openai")
         self._chunk_id = "chatcmpl-" + self.message_id[4:]
+
+    @property
+    def _ctx(self) -> ScreenContext:
+        if self._context is None:
+            self._context = ScreenContext(
+                locale=self.identity.locale, route=self.rule.path, message_id=self.message_id
+            )
+        return self._context
 
     # -- disclosure and headers -----------------------------------------------------------------
 
@@ -118,23 +124,37 @@ class Responder:
             self._disclosure, self._disclosure_shown, self.message_id
         )
 
-    def _guard_headers(self, message: Message, *, drop_length: bool = False) -> None:
-        headers = MutableHeaders(scope=message)
+    def _guard_headers(
+        self, message: Message, *, drop_length: bool = False, length: int | None = None
+    ) -> None:
+        """Add aiguard's headers in one pass over the raw list (no MutableHeaders scans)."""
         policy = self.rt.policy
+        drop = _OWN_HEADERS_AND_LENGTH if (drop_length or length is not None) else _OWN_HEADERS
+        vary = b""
+        headers: list[tuple[bytes, bytes]] = []
+        for key, value in message.get("headers", ()):
+            lower = key.lower()
+            if lower in drop:
+                continue
+            if lower == b"vary":
+                vary = value
+                continue
+            headers.append((key, value))
         if policy.disclosure.header:
-            headers["AI-Disclosure"] = ai_disclosure_header(
-                policy.provider, self.model, int(self.created)
-            )
-        headers["X-AIGuard-Message-Id"] = self.message_id
+            value = ai_disclosure_header(policy.provider, self.model, int(self.created))
+            headers.append((b"ai-disclosure", value.encode("latin-1")))
+        headers.append((b"x-aiguard-message-id", self.message_id.encode("ascii")))
         if self.identity.set_cookie:
-            headers.append("set-cookie", self.identity.set_cookie)
-        if drop_length and "content-length" in headers:
-            del headers["content-length"]
+            headers.append((b"set-cookie", self.identity.set_cookie.encode("latin-1")))
+        if length is not None:
+            headers.append((b"content-length", str(length).encode("ascii")))
         if self.mode in ("sse", "text"):
-            headers["x-accel-buffering"] = "no"  # keep reverse proxies from collecting the stream
-        vary = headers.get("vary")
-        if not policy.locale and (vary is None or "accept-language" not in vary.lower()):
-            headers["vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+            headers.append((b"x-accel-buffering", b"no"))  # keep proxies from collecting streams
+        if not policy.locale and b"accept-language" not in vary.lower():
+            vary = vary + b", Accept-Language" if vary else b"Accept-Language"
+        if vary:
+            headers.append((b"vary", vary))
+        message["headers"] = headers
 
     # -- ASGI send ------------------------------------------------------------------------------
 
@@ -162,15 +182,19 @@ class Responder:
 
     async def _on_start(self, message: Message) -> None:
         self.status = status = int(message["status"])
-        headers = MutableHeaders(scope=message)
-        ctype = headers.get("content-type", "").lower()
+        ctype = encoding = ""
+        for key, value in message.get("headers", ()):
+            lower = key.lower()
+            if lower == b"content-type":
+                ctype = value.decode("latin-1").lower()
+            elif lower == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
         guarded = 200 <= status < 300 and status not in _NO_BODY_STATUS
         if not guarded:
             self.mode = "pass"
             await self._send(message)
             return
         self._record = True
-        encoding = headers.get("content-encoding", "identity").lower()
         if self.method == "HEAD":
             self.mode = "pass"
         elif encoding not in ("", "identity"):
@@ -237,8 +261,7 @@ class Responder:
             await self._send(start)
             await self._body_out(body, more=False)
         else:
-            self._guard_headers(start)
-            MutableHeaders(scope=start)["content-length"] = str(len(new_body))
+            self._guard_headers(start, length=len(new_body))
             await self._send(start)
             await self._body_out(new_body, more=False)
         self.mode = "pass"
@@ -254,7 +277,7 @@ class Responder:
 
     async def _rewrite_json(self, body: bytes) -> bytes | None:
         try:
-            obj = json.loads(body)
+            obj = jsoncodec.loads(body)
         except ValueError:
             log.warning("aiguard: %s answer is not UTF-8 JSON; passed through", self.rule.path)
             return None
@@ -280,7 +303,7 @@ class Responder:
             if isinstance(obj.get("model"), str):
                 self.model = obj["model"]
             obj["aiguard"] = meta
-            return _dumps(obj).encode("utf-8")
+            return jsoncodec.dumps(obj)
         if self.rule.format in ("auto", "json"):
             value = fieldpath.get(obj, self.rule.field)
             if not isinstance(value, str):
@@ -295,7 +318,7 @@ class Responder:
                 if screened is not None:
                     meta["screening"] = screened.to_json()
                 obj["aiguard"] = meta
-            return _dumps(obj).encode("utf-8")
+            return jsoncodec.dumps(obj)
         return None
 
     async def _screen(self, text: str) -> PipelineResult | None:
@@ -375,7 +398,7 @@ class Responder:
 
     def _collect_text(self, data: str) -> None:
         try:
-            obj = json.loads(data)
+            obj = jsoncodec.loads(data)
         except ValueError:
             return
         if self._openai and is_chunk(obj):
@@ -404,7 +427,7 @@ class Responder:
             out.append(event.encode())
             return False
         try:
-            obj = json.loads(data)
+            obj = jsoncodec.loads(data)
         except ValueError:
             obj = None
         if self._openai and is_chunk(obj):

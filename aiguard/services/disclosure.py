@@ -45,9 +45,13 @@ class DisclosureService:
         self._provider = policy.provider
         self._catalogue = catalogue
         self._last_shown: OrderedDict[str, float] = OrderedDict()
+        self._texts: dict[str, Text] = {}  # per locale; locales are a small closed set
 
     def text(self, locale: str) -> Text:
-        return self._catalogue.text("disclosure", locale)
+        found = self._texts.get(locale)
+        if found is None:
+            found = self._texts[locale] = self._catalogue.text("disclosure", locale)
+        return found
 
     def should_show(
         self, conversation_id: str, has_assistant_turn: bool | None, now: float | None = None

@@ -10,11 +10,12 @@ def is_completion(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
     choices = obj.get("choices")
-    return (
-        isinstance(choices, list)
-        and bool(choices)
-        and all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices)
-    )
+    if not isinstance(choices, list) or not choices:
+        return False
+    for c in choices:
+        if not isinstance(c, dict) or not isinstance(c.get("message"), dict):
+            return False
+    return True
 
 
 def is_chunk(obj: Any) -> bool:
