@@ -35,6 +35,7 @@ from harm_data import (
     harmful_requests,
     hatecheck,
     identity_templates,
+    identity_unseen,
     toxigen,
 )
 
@@ -80,11 +81,12 @@ class Counts:
         r = self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
         f1 = 2 * p * r / (p + r) if self.tp else (0.0 if self.tp + self.fn else float("nan"))
         fpr = self.fp / (self.fp + self.tn) if self.fp + self.tn else float("nan")
-        return " | ".join([str(n), _f(p), _f(r), _f(f1), _f(fpr)])
+        fp_share = f"{_f(fpr, 3)} ({self.fp}/{self.fp + self.tn})" if self.fp + self.tn else "–"
+        return " | ".join([str(n), _f(p), _f(r), _f(f1), fp_share])
 
 
-def _f(x: float) -> str:
-    return "–" if x != x else f"{x:.2f}"
+def _f(x: float, digits: int = 2) -> str:
+    return "–" if x != x else f"{x:.{digits}f}"
 
 
 def flagged_categories(screen: HarmScreen, text: str) -> set[str]:
@@ -123,11 +125,13 @@ def evaluate(screen: HarmScreen, split: str) -> None:
     run(germeval(), "harassment", lambda ex: ["all", f"fine={ex.group}"])
     run(identity_templates(), "harassment",
         lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"])
+    run(identity_unseen(), "harassment",
+        lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"])
     run(toxigen(), "hate", lambda ex: ["all"])
     run(benign_en(), "hate", lambda ex: ["all"], relevant=frozenset(screen.categories))
 
     print(f"\n### Quality ({split} split; flagged = blocked for hate, harassment or violence)\n")
-    print("| dataset | lang | slice | n | precision | recall | F1 | FPR |")
+    print("| dataset | lang | slice | n | precision | recall | F1 | FPR (FP/negatives) |")
     print("|---|---|---|---|---|---|---|---|")
     for (source, lang, sl), c in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][2] != "all",
                                                                          kv[0][2])):
@@ -149,41 +153,44 @@ def evaluate(screen: HarmScreen, split: str) -> None:
 
 
 def latency(backend: LocalBackend, rounds: int) -> None:
-    texts = _answers_of_1kb()
-    for t in texts[:20]:
-        backend.findings_sync(t)  # warm caches
-    samples = []
-    for i in range(rounds):
-        text = texts[i % len(texts)]
-        start = time.perf_counter()
-        backend.findings_sync(text)
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    p50 = statistics.median(samples)
-    p99 = samples[int(len(samples) * 0.99) - 1]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n### Latency of the local backend ({rounds} answers of ~1 KB, "
-          f"{len(texts)} distinct; load average {load:.1f} on {os.cpu_count()} cores)\n")
-    print("| p50 ms | p90 ms | p99 ms | max ms |")
-    print("|---|---|---|---|")
-    print(f"| {p50:.3f} | {samples[int(len(samples) * 0.9)]:.3f} | {p99:.3f} | {samples[-1]:.3f} |")
+    print(f"\n### Latency of the local backend (~1 KB answers, {rounds} calls per row; "
+          f"load average {load:.1f} on {os.cpu_count()} cores)\n")
+    print("| texts | distinct | p50 ms | p90 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|---|")
+    for name, texts in _answers_of_1kb().items():
+        for t in texts[:20]:
+            backend.findings_sync(t)  # warm caches
+        samples = []
+        for i in range(rounds):
+            text = texts[i % len(texts)]
+            start = time.perf_counter()
+            backend.findings_sync(text)
+            samples.append((time.perf_counter() - start) * 1000)
+        samples.sort()
+        p50 = statistics.median(samples)
+        p90 = samples[int(len(samples) * 0.9)]
+        p99 = samples[int(len(samples) * 0.99) - 1]
+        print(f"| {name} | {len(texts)} | {p50:.3f} | {p90:.3f} | {p99:.3f} | {samples[-1]:.3f} |")
 
 
-def _answers_of_1kb() -> list[str]:
-    """~1 KB multilingual answers built from the dev sets' sentences (harmless and harmful)."""
+def _answers_of_1kb() -> dict[str, list[str]]:
+    """~1 KB texts: harmless English prose, and the abuse sets' posts (many rule triggers)."""
     pools = {
-        "en": [ex.text for ex in benign_en(cap=400)] + [ex.text for ex in hatecheck()][:200],
-        "de": [ex.text for ex in germeval()][:400],
-        "zh": [ex.text for ex in cold()][:400],
+        "harmless prose (en)": [ex.text for ex in benign_en(cap=1500)],
+        "abusive/mixed posts (en)": [ex.text for ex in hatecheck()][::3],
+        "tweets (de)": [ex.text for ex in germeval()][:1200],
+        "posts (zh)": [ex.text for ex in cold()][:800],
     }
-    out = []
-    for pool in pools.values():
-        buf: list[str] = []
+    out: dict[str, list[str]] = {}
+    for name, pool in pools.items():
+        chunks, buf = [], []
         for sentence in pool:
-            buf.append(sentence)
+            buf.append(sentence.strip())
             if sum(len(s) + 1 for s in buf) >= 1000:
-                out.append(" ".join(buf)[:1024])
+                chunks.append(" ".join(buf)[:1024])
                 buf = []
+        out[name] = chunks
     return out
 
 

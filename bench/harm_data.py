@@ -102,6 +102,21 @@ def identity_templates(per_group: int = 400) -> Iterator[Example]:
                               _held_out(f"it:{lang}:{phrase}"))
 
 
+def identity_unseen(per_lang: int = 3000) -> Iterator[Example]:
+    """Identity-template rows the training sample never drew (same templates, new fillers)."""
+    used = {(ex.lang, ex.text) for ex in identity_templates()}
+    for prefix, lang in _IDENTITY_LANG.items():
+        path = DATASETS / "identity_templates" / f"{prefix}_sentence_templates.csv"
+        with path.open(encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if (lang, r["phrase"]) not in used]
+        rng = random.Random(f"unseen:{lang}")
+        for row in rng.sample(rows, min(per_lang, len(rows))):
+            toxic = row["toxicity"] == "toxic"
+            yield Example(row["phrase"], lang, "identity_templates (unseen rows)",
+                          f"{row['template']}:{row['toxicity']}",
+                          {"hate": float(toxic), "harassment": float(toxic)}, True)
+
+
 def toxigen() -> Iterator[Example]:
     path = DATASETS / "toxigen_seeds_en" / "toxigen_unique_sentences.csv"
     with path.open(encoding="utf-8") as f:
