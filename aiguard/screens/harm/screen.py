@@ -46,18 +46,16 @@ class HarmScreen:
 
     @classmethod
     def from_policy(cls, policy: Policy) -> HarmScreen:
-        """Used by the screen registry: ``policy.screening.harm`` when the policy has such a
-        section (a mapping or a pydantic model with the ``build_harm_screen`` keys), else the
-        defaults (local backend, default thresholds)."""
+        """Used by the screen registry: ``policy.screening.harm`` (``HarmPolicy``, or a mapping
+        with the ``build_harm_screen`` keys), else the defaults (local backend and thresholds)."""
         section = getattr(policy.screening, "harm", None)
         if section is None:
             return cls()
         dump = getattr(section, "model_dump", None)
+        # unset fields are None: only what the operator wrote reaches the factory, so an option
+        # of another backend ("offload_chars" with "openai") is a ConfigError, not ignored
         config = dict(dump(exclude_none=True) if callable(dump) else section)
-        # a policy section carries every backend's fields with defaults: keep the chosen one's
-        kind = str(config.get("backend", "local"))
-        allowed = _COMMON_KEYS | _BACKEND_KEYS.get(kind, set())
-        return build_harm_screen({k: v for k, v in config.items() if k in allowed})
+        return build_harm_screen(config)
 
     async def load(self) -> None:
         await self.backend.load()

@@ -183,12 +183,15 @@ def test_registry_builds_the_default_harm_screen() -> None:
     assert isinstance(screen, HarmScreen) and isinstance(screen.backend, LocalBackend)
 
 
-def test_from_policy_reads_a_harm_section_and_ignores_other_backends_fields() -> None:
-    from types import SimpleNamespace
+def test_from_policy_reads_the_harm_section() -> None:
+    from aiguard.policy.models import Policy
 
-    section = {"backend": "openai", "api_key": "k", "model": "m", "offload_chars": 10,
-               "thresholds": {"violence": 0.4}}
-    policy = SimpleNamespace(screening=SimpleNamespace(harm=section))
-    screen = HarmScreen.from_policy(policy)  # type: ignore[arg-type]
+    policy = Policy.model_validate({"screening": {"harm": {
+        "backend": "openai", "api_key": "k", "model": "m", "thresholds": {"violence": 0.4}}}})
+    screen = HarmScreen.from_policy(policy)
     assert isinstance(screen.backend, OpenAIModerationBackend)
     assert screen.backend.model == "m" and screen.thresholds["violence"] == 0.4
+    wrong = Policy.model_validate({"screening": {"harm": {"backend": "openai",
+                                                           "offload_chars": 10}}})
+    with pytest.raises(ConfigError, match="offload_chars"):
+        HarmScreen.from_policy(wrong)
