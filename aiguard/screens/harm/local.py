@@ -13,10 +13,11 @@ from aiguard.screens.harm._features import sentences
 from aiguard.screens.harm._lexicon import DEFAULT_LEXICON, Lexicon
 from aiguard.screens.harm._model import DEFAULT_MODEL, LinearModel
 
-# Measured (bench/eval_harm.py): ~0.1-0.3 ms per 1 KB on an idle core, i.e. about what a thread
-# hop costs, so short answers are scored inline on the event loop and only long ones (streamed
-# windows are far shorter) go to a worker thread.
-DEFAULT_OFFLOAD_CHARS = 4096
+# Measured on an idle core: ~0.21 ms for 100 chars (fixed numpy/regex overhead), 0.25 ms for 200,
+# 0.33 ms for 400, ~0.5 ms per KB; an anyio thread hop costs ~0.14 ms. Streamed windows
+# (screening.window_chars, 200 by default) cost about one hop, so they run inline; whole answers
+# above 512 chars go to a worker thread so the event loop never stalls for more than ~0.35 ms.
+DEFAULT_OFFLOAD_CHARS = 512
 # Sentence-level classifier scores below this are noise; dropping them keeps results small.
 _MIN_SCORE = 0.05
 
