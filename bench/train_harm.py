@@ -24,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harm_data import Example, available, load_all
 
-from aiguard.screens.harm._features import NGRAM_SIZES, IdentityMask, featurize, normalize
+from aiguard.screens.harm._features import (
+    NGRAM_SIZES,
+    IdentityMask,
+    featurize,
+    mark_scopes,
+    normalize,
+)
 from aiguard.screens.harm._lexicon import DEFAULT_LEXICON
 
 HEADS = ("hate", "harassment")
@@ -45,12 +51,14 @@ def identity_lists(enabled: bool) -> dict[str, list[str]]:
 
 
 def design(
-    examples: list[Example], bits: int, mask: IdentityMask
+    examples: list[Example], bits: int, mask: IdentityMask, scopes: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     buckets, segs, norms = [], [], []
     offset = 0
     for i in range(0, len(examples), 4000):
         chunk = [mask(normalize(ex.text)) for ex in examples[i : i + 4000]]
+        if scopes:
+            chunk = [mark_scopes(t) for t in chunk]
         b, s, n = featurize(chunk, bits)
         buckets.append(b)
         segs.append(s + offset)
@@ -60,10 +68,11 @@ def design(
 
 
 def train(
-    examples: list[Example], bits: int, l2: float, steps: int, lr: float, mask: IdentityMask
+    examples: list[Example], bits: int, l2: float, steps: int, lr: float, mask: IdentityMask,
+    scopes: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     dim = 1 << bits
-    bucket, seg, norm = design(examples, bits, mask)
+    bucket, seg, norm = design(examples, bits, mask, scopes)
     n = len(examples)
     y = np.array([[ex.labels[h] for h in HEADS] for ex in examples])
     # Each source gets its share of the total weight, split equally between its harmful and
@@ -120,6 +129,7 @@ def main() -> None:
                     help="override a source weight (0 drops the source)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--no-mask", action="store_true", help="keep identity terms as features")
+    ap.add_argument("--no-scopes", action="store_true", help="do not mark negation/quote scopes")
     args = ap.parse_args()
     if not available():
         sys.exit("datasets not found: set AIGUARD_DATASETS or place them in ../shared/datasets")
@@ -132,7 +142,7 @@ def main() -> None:
     print(f"{len(examples)} training examples", flush=True)
     identities = identity_lists(not args.no_mask)
     mask = IdentityMask(identities["latin"], identities["cjk"], identities["adjectives"])
-    w, b = train(examples, args.bits, args.l2, args.steps, args.lr, mask)
+    w, b = train(examples, args.bits, args.l2, args.steps, args.lr, mask, not args.no_scopes)
     meta = {
         "version": 1,
         "heads": list(HEADS),
@@ -144,6 +154,7 @@ def main() -> None:
         "source_weights": {k: v for k, v in SOURCE_WEIGHT.items() if v > 0},
         "sources": sorted({ex.source for ex in examples}),
         "identities": identities,
+        "scopes": not args.no_scopes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, weights=w.astype(np.float16), bias=b.astype(np.float32),

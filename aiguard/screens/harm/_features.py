@@ -115,6 +115,52 @@ class IdentityMask:
         return text
 
 
+_NEGATIONS = frozenset({
+    "not", "no", "never", "nobody", "nothing", "cannot", "dont", "nor", "neither",
+    "nicht", "kein", "keine", "keinen", "keiner", "nie", "niemals", "niemand",
+    "pas", "jamais", "personne", "rien", "ne",
+    "nunca", "jamás", "nadie", "nada", "tampoco",
+    "niet", "geen", "nooit",
+})
+_NEGATION_SCOPE = 5  # words; a negation rarely reaches further, and clauses end earlier
+_CLAUSE_END = frozenset(".,;:!?")
+_QUOTE_CHARS = frozenset("\"“”„«»")
+NEGATED = "¬"  # prefixes words in a negation's scope ("don't ¬hate ¬qqid")
+QUOTED = "¤"  # prefixes words inside quotes: a mention, not a use
+
+
+def mark_scopes(text: str) -> str:
+    """Prefix words under a negation or inside quotes so they become different features.
+
+    A linear n-gram model cannot see that "I don't hate women" negates "hate women", or that
+    'If you say "I hate women", you are a bigot' quotes it; marking the scope of the negation
+    (until the clause ends) and the quoted words (mention, not use) lets it learn both.
+    """
+    words = text.split(" ")
+    negated = 0
+    quoted = False
+    out = []
+    for word in words:
+        opens = bool(word) and word[0] in _QUOTE_CHARS
+        closes = len(word) > 1 and word.rstrip(".,;:!?")[-1:] in _QUOTE_CHARS
+        if opens:
+            quoted = not quoted if not closes else quoted
+        core = word.strip(_WORD_EDGE)
+        if (quoted or (opens and closes)) and core:
+            word = QUOTED + word
+        elif negated and core:
+            word = NEGATED + word
+            negated -= 1
+        if core in _NEGATIONS or core.endswith("n't") or core.endswith("n’t"):
+            negated = _NEGATION_SCOPE
+        if word and word[-1] in _CLAUSE_END:
+            negated = 0
+        if closes and not opens:
+            quoted = False
+        out.append(word)
+    return " ".join(out)
+
+
 def normalize_all(segments: Sequence[str]) -> list[str]:
     """``[normalize(s) for s in segments]`` in one pass of each regex (same result)."""
     if len(segments) == 1:

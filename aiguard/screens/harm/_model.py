@@ -14,6 +14,7 @@ from aiguard.screens.harm._features import (
     NGRAM_SIZES,
     IdentityMask,
     featurize,
+    mark_scopes,
     normalize_all,
     sentences,
 )
@@ -31,7 +32,8 @@ class LinearModel:
     """Multi-label logistic regression over hashed character 1-5-grams (see bench/train_harm.py)."""
 
     def __init__(self, weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32],
-                 heads: tuple[str, ...], bits: int, mask: IdentityMask | None = None) -> None:
+                 heads: tuple[str, ...], bits: int, mask: IdentityMask | None = None,
+                 scopes: bool = False) -> None:
         self.weights = weights
         # one contiguous vector per head: a 1-D gather is several times faster than rows
         self._columns = [np.ascontiguousarray(weights[:, k]) for k in range(weights.shape[1])]
@@ -39,6 +41,7 @@ class LinearModel:
         self.heads = heads
         self.bits = bits
         self.mask = mask or IdentityMask()
+        self.scopes = scopes  # the model was trained with negation/quote scope marking
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> LinearModel:
@@ -58,7 +61,7 @@ class LinearModel:
         identities = meta.get("identities", {})
         mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()),
                             identities.get("adjectives", ()))
-        return cls(weights, bias, tuple(meta["heads"]), bits, mask)
+        return cls(weights, bias, tuple(meta["heads"]), bits, mask, bool(meta.get("scopes")))
 
     def score(self, text: str, spans: list[tuple[int, int]] | None = None) -> SentenceScores:
         """Probabilities per sentence and head; the caller takes maxima and builds spans."""
@@ -67,6 +70,8 @@ class LinearModel:
         if not spans:
             return SentenceScores([], np.zeros((0, len(self.heads))))
         segments = [self.mask(s) for s in normalize_all([text[a:b] for a, b in spans])]
+        if self.scopes:
+            segments = [mark_scopes(s) for s in segments]
         bucket, segment, norm = featurize(segments, self.bits)
         logits = np.empty((len(spans), len(self.heads)))
         for k, column in enumerate(self._columns):
