@@ -3,7 +3,8 @@
 - ``chromium``: one browser for this package's tests (package scope: playwright's sync API keeps
   an event loop running in the main thread, which must be gone before other async tests run).
   Playwright launches it with a fresh temporary ``--user-data-dir`` of its own and
-  ``--remote-debugging-pipe``; we add the flags that keep it off the network. ``playwright install`` is never needed.
+  ``--remote-debugging-pipe``; we add the flags that keep it off the network.
+  ``playwright install`` is never needed.
 - ``aiguard_app``: the ASGI app under test. The default is the in-test fake
   (``browser_fake.build_app``); override this one fixture to run the same tests against the real
   middleware and services.
