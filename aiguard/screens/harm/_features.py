@@ -125,6 +125,16 @@ _NEGATIONS = frozenset({
 _NEGATION_SCOPE = 5  # words; a negation rarely reaches further, and clauses end earlier
 _CLAUSE_END = frozenset(".,;:!?")
 _QUOTE_CHARS = frozenset("\"“”„«»")
+_PUNCT_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?\"()[]{}«»“”„"})
+
+
+def _has_scope_cue(text: str) -> bool:
+    """Cheap pre-check (C-level string ops): most sentences hold no quote and no negation."""
+    if "n't" in text or "n’t" in text or any(q in text for q in _QUOTE_CHARS):
+        return True
+    return not _NEGATIONS.isdisjoint(text.translate(_PUNCT_TO_SPACE).split())
+
+
 NEGATED = "¬"  # prefixes words in a negation's scope ("don't ¬hate ¬qqid")
 QUOTED = "¤"  # prefixes words inside quotes: a mention, not a use
 
@@ -136,6 +146,8 @@ def mark_scopes(text: str) -> str:
     'If you say "I hate women", you are a bigot' quotes it; marking the scope of the negation
     (until the clause ends) and the quoted words (mention, not use) lets it learn both.
     """
+    if not _has_scope_cue(text):
+        return text
     words = text.split(" ")
     negated = 0
     quoted = False

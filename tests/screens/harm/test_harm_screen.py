@@ -195,3 +195,15 @@ def test_from_policy_reads_the_harm_section() -> None:
                                                            "offload_chars": 10}}})
     with pytest.raises(ConfigError, match="offload_chars"):
         HarmScreen.from_policy(wrong)
+
+
+@pytest.mark.parametrize(("raw", "marked"), [
+    ("i don't hate qqid, but i hate spinach.", "i don't ¬hate ¬qqid, but i hate spinach."),
+    ('if you say "i hate qqid", you are a bigot!', 'if you say ¤"i ¤hate ¤qqid", you are a bigot!'),
+    ("je ne déteste pas les qqid.", "je ne ¬déteste ¬pas ¬les ¬qqid."),
+    ("no way, you are an idiot.", "no ¬way, you are an idiot."),
+])
+def test_negation_and_quote_scopes(raw: str, marked: str) -> None:
+    from aiguard.screens.harm._features import mark_scopes
+
+    assert mark_scopes(raw) == marked
