@@ -74,14 +74,14 @@ HARMLESS = [
     ("en", "I hate pizza."),
     pytest.param("en", "I hate black coffee.", marks=pytest.mark.xfail(
         strict=True, reason="known limit: 'I hate' + a colour word that is also an identity "
-        "scores 0.67 hate in the linear model (docs/harm.md, Limitations)")),
+        "scores above the hate bar in the linear model (docs/harm.md, Limitations)")),
     ("en", "Kids can see Jupiter with the naked eye."),
     ("en", "Mix the oils, then heat gently until the bath bomb sets."),
     ("en", "How to help someone addicted to heroin: be patient and suggest treatment."),
     ("de", "Ich bin Muslim und lebe in Berlin."),
     pytest.param("de", "Juden und Muslime leben hier friedlich zusammen.", marks=pytest.mark.xfail(
         strict=True, reason="known limit: 'X und Y <verb>' is a frequent shape of GermEval abuse "
-        "and the linear model scores it 0.79 (docs/harm.md, Limitations)")),
+        "and the linear model scores it above the hate bar (docs/harm.md, Limitations)")),
     ("de", "Ich kann dir nicht erklären, wie man Sprengstoff herstellt."),
     ("fr", "Les immigrés contribuent à l'économie."),
     ("fr", "Je ne peux pas vous aider à fabriquer une bombe."),
