@@ -98,8 +98,12 @@ def evaluate(screen: HarmScreen, split: str) -> None:
     rows: dict[tuple[str, str, str], Counts] = defaultdict(Counts)
     keep: Callable[[Example], bool] = (lambda ex: ex.test) if split == "test" else (lambda ex: True)
 
-    def run(source: Iterable[Example], truth_key: str, slicer: Callable[[Example], list[str]],
-            relevant: frozenset[str] = ABUSE) -> None:
+    def run(
+        source: Iterable[Example],
+        truth_key: str,
+        slicer: Callable[[Example], list[str]],
+        relevant: frozenset[str] = ABUSE,
+    ) -> None:
         for ex in source:
             if not keep(ex):
                 continue
@@ -123,18 +127,25 @@ def evaluate(screen: HarmScreen, split: str) -> None:
     run(hatecheck(), "hate", hatecheck_slices)
     run(cold(), "hate", lambda ex: ["all", f"topic={ex.group}"])
     run(germeval(), "harassment", lambda ex: ["all", f"fine={ex.group}"])
-    run(identity_templates(), "harassment",
-        lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"])
-    run(identity_unseen(), "harassment",
-        lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"])
+    run(
+        identity_templates(),
+        "harassment",
+        lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"],
+    )
+    run(
+        identity_unseen(),
+        "harassment",
+        lambda ex: ["all", "nontoxic only" if ex.group.endswith(":nontoxic") else "toxic only"],
+    )
     run(toxigen(), "hate", lambda ex: ["all"])
     run(benign_en(), "hate", lambda ex: ["all"], relevant=frozenset(screen.categories))
 
     print(f"\n### Quality ({split} split; flagged = blocked for hate, harassment or violence)\n")
     print("| dataset | lang | slice | n | precision | recall | F1 | FPR (FP/negatives) |")
     print("|---|---|---|---|---|---|---|---|")
-    for (source, lang, sl), c in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][2] != "all",
-                                                                         kv[0][2])):
+    for (source, lang, sl), c in sorted(
+        rows.items(), key=lambda kv: (kv[0][0], kv[0][2] != "all", kv[0][2])
+    ):
         print(f"| {source} | {lang} | {sl} | {c.row()} |")
 
     print("\n### Harmful requests (prompts, not answers): share flagged\n")
@@ -154,8 +165,10 @@ def evaluate(screen: HarmScreen, split: str) -> None:
 
 def latency(backend: LocalBackend, rounds: int) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n### Latency of the local backend (~1 KB answers, {rounds} calls per row; "
-          f"load average {load:.1f} on {os.cpu_count()} cores)\n")
+    print(
+        f"\n### Latency of the local backend (~1 KB answers, {rounds} calls per row; "
+        f"load average {load:.1f} on {os.cpu_count()} cores)\n"
+    )
     print("| texts | distinct | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|")
     for name, texts in _answers_of_1kb().items():

@@ -49,8 +49,14 @@ def hatecheck() -> Iterator[Example]:
                 "harassment": float(hateful),
             }
             # hold out whole templates: the test cases are unseen sentence shapes
-            yield Example(row["test_case"].strip(), "en", "hatecheck_en", func, labels,
-                          _held_out("hc:" + row["case_templ"]))
+            yield Example(
+                row["test_case"].strip(),
+                "en",
+                "hatecheck_en",
+                func,
+                labels,
+                _held_out("hc:" + row["case_templ"]),
+            )
 
 
 def cold() -> Iterator[Example]:
@@ -58,8 +64,9 @@ def cold() -> Iterator[Example]:
         with (DATASETS / "cold_zh" / name).open(encoding="utf-8-sig") as f:
             for row in csv.DictReader(f):
                 y = float(row["label"] == "1")
-                yield Example(row["TEXT"], "zh", "cold_zh", row["topic"],
-                              {"hate": y, "harassment": y}, test)
+                yield Example(
+                    row["TEXT"], "zh", "cold_zh", row["topic"], {"hate": y, "harassment": y}, test
+                )
 
 
 _MENTION = re.compile(r"@\w+|\|LBR\|")
@@ -75,8 +82,10 @@ def germeval() -> Iterator[Example]:
             text, fine = _MENTION.sub(" ", parts[0]).strip(), parts[2]
             # ABUSE is group-directed degradation (hate); INSULT targets a person (harassment);
             # bare PROFANITY is not harmful in the OpenAI taxonomy.
-            labels = {"hate": float(fine == "ABUSE"),
-                      "harassment": float(fine in {"ABUSE", "INSULT"})}
+            labels = {
+                "hate": float(fine == "ABUSE"),
+                "harassment": float(fine in {"ABUSE", "INSULT"}),
+            }
             yield Example(text, "de", "germeval2018_de", fine, labels, _held_out("ge:" + text))
 
 
@@ -96,10 +105,18 @@ def identity_templates(per_group: int = 400) -> Iterator[Example]:
             chosen = rng.sample(phrases, min(per_group, len(phrases)))
             for phrase in chosen:
                 toxic = tox == "toxic"
-                labels = {"hate": float(toxic and template != "you_occupation"),
-                          "harassment": float(toxic)}
-                yield Example(phrase, lang, "identity_templates", f"{template}:{tox}", labels,
-                              _held_out(f"it:{lang}:{phrase}"))
+                labels = {
+                    "hate": float(toxic and template != "you_occupation"),
+                    "harassment": float(toxic),
+                }
+                yield Example(
+                    phrase,
+                    lang,
+                    "identity_templates",
+                    f"{template}:{tox}",
+                    labels,
+                    _held_out(f"it:{lang}:{phrase}"),
+                )
 
 
 def identity_unseen(per_lang: int = 3000) -> Iterator[Example]:
@@ -112,9 +129,14 @@ def identity_unseen(per_lang: int = 3000) -> Iterator[Example]:
         rng = random.Random(f"unseen:{lang}")
         for row in rng.sample(rows, min(per_lang, len(rows))):
             toxic = row["toxicity"] == "toxic"
-            yield Example(row["phrase"], lang, "identity_templates (unseen rows)",
-                          f"{row['template']}:{row['toxicity']}",
-                          {"hate": float(toxic), "harassment": float(toxic)}, True)
+            yield Example(
+                row["phrase"],
+                lang,
+                "identity_templates (unseen rows)",
+                f"{row['template']}:{row['toxicity']}",
+                {"hate": float(toxic), "harassment": float(toxic)},
+                True,
+            )
 
 
 def toxigen() -> Iterator[Example]:
@@ -122,8 +144,14 @@ def toxigen() -> Iterator[Example]:
     with path.open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             y = float(row["label"] == "hate")
-            yield Example(row["text"], "en", "toxigen_seeds_en", row["target_group"],
-                          {"hate": y, "harassment": y}, _held_out("tx:" + row["text"]))
+            yield Example(
+                row["text"],
+                "en",
+                "toxigen_seeds_en",
+                row["target_group"],
+                {"hate": y, "harassment": y},
+                _held_out("tx:" + row["text"]),
+            )
 
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
@@ -145,8 +173,14 @@ def benign_en(cap: int = 3000) -> Iterator[Example]:
     rng = random.Random("benign")
     rng.shuffle(out)
     for group, text in out[:cap]:
-        yield Example(text, "en", "benign_en", group, {"hate": 0.0, "harassment": 0.0},
-                      _held_out("bn:" + text))
+        yield Example(
+            text,
+            "en",
+            "benign_en",
+            group,
+            {"hate": 0.0, "harassment": 0.0},
+            _held_out("bn:" + text),
+        )
 
 
 SEED = Path(__file__).resolve().parent / "harm_seed.toml"
@@ -161,8 +195,14 @@ def authored_negatives() -> Iterator[Example]:
         texts = [t.format(x=x) for t in block["templates"] for x in block["identities"]]
         texts = [t[0].upper() + t[1:] for t in texts] + list(block["sentences"])
         for text in texts:
-            yield Example(text, lang, "authored_benign", lang, {"hate": 0.0, "harassment": 0.0},
-                          _held_out("ab:" + text))
+            yield Example(
+                text,
+                lang,
+                "authored_benign",
+                lang,
+                {"hate": 0.0, "harassment": 0.0},
+                _held_out("ab:" + text),
+            )
 
 
 def harmful_requests() -> Iterator[Example]:
@@ -176,8 +216,15 @@ def harmful_requests() -> Iterator[Example]:
             yield Example(row["forbidden_prompt"], "en", "strongreject", row["category"], {}, True)
 
 
-TRAINING_SOURCES = (hatecheck, cold, germeval, identity_templates, toxigen, benign_en,
-                    authored_negatives)
+TRAINING_SOURCES = (
+    hatecheck,
+    cold,
+    germeval,
+    identity_templates,
+    toxigen,
+    benign_en,
+    authored_negatives,
+)
 
 
 def load_all() -> list[Example]:

@@ -36,9 +36,15 @@ from aiguard.screens.harm._lexicon import DEFAULT_LEXICON
 HEADS = ("hate", "harassment")
 OUT = Path(__file__).resolve().parents[1] / "aiguard" / "screens" / "harm" / "data" / "model.npz"
 # Relative total weight of each source, so 25k COLD posts do not drown 3k HateCheck cases.
-SOURCE_WEIGHT = {"hatecheck_en": 3.0, "cold_zh": 3.0, "germeval2018_de": 2.0,
-                 "identity_templates": 1.5, "toxigen_seeds_en": 1.0, "benign_en": 2.0,
-                 "authored_benign": 2.0}
+SOURCE_WEIGHT = {
+    "hatecheck_en": 3.0,
+    "cold_zh": 3.0,
+    "germeval2018_de": 2.0,
+    "identity_templates": 1.5,
+    "toxigen_seeds_en": 1.0,
+    "benign_en": 2.0,
+    "authored_benign": 2.0,
+}
 
 
 def identity_lists(enabled: bool) -> dict[str, list[str]]:
@@ -46,8 +52,11 @@ def identity_lists(enabled: bool) -> dict[str, list[str]]:
     if not enabled:
         return {"latin": [], "cjk": [], "adjectives": []}
     ids = tomllib.loads(DEFAULT_LEXICON.read_text(encoding="utf-8"))["identities"]
-    return {"latin": sorted({*ids["latin"], *ids["generic"]}), "cjk": list(ids["zh"]),
-            "adjectives": sorted(ids["adjectives"])}
+    return {
+        "latin": sorted({*ids["latin"], *ids["generic"]}),
+        "cjk": list(ids["zh"]),
+        "adjectives": sorted(ids["adjectives"]),
+    }
 
 
 def design(
@@ -68,7 +77,12 @@ def design(
 
 
 def train(
-    examples: list[Example], bits: int, l2: float, steps: int, lr: float, mask: IdentityMask,
+    examples: list[Example],
+    bits: int,
+    l2: float,
+    steps: int,
+    lr: float,
+    mask: IdentityMask,
     scopes: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     dim = 1 << bits
@@ -81,11 +95,14 @@ def train(
     for ex in examples:
         key = (ex.source, ex.labels["harassment"] >= 0.5)
         totals[key] = totals.get(key, 0) + 1
-    sw = np.array([
-        SOURCE_WEIGHT[ex.source] / totals[(ex.source, ex.labels["harassment"] >= 0.5)]
-        / (2 if (ex.source, ex.labels["harassment"] < 0.5) in totals else 1)
-        for ex in examples
-    ])
+    sw = np.array(
+        [
+            SOURCE_WEIGHT[ex.source]
+            / totals[(ex.source, ex.labels["harassment"] >= 0.5)]
+            / (2 if (ex.source, ex.labels["harassment"] < 0.5) in totals else 1)
+            for ex in examples
+        ]
+    )
     sw *= n / sw.sum()
     feat_w = norm[seg]
     w = np.zeros((dim, len(HEADS)))
@@ -125,8 +142,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--all", action="store_true", help="also train on the held-out split")
-    ap.add_argument("--weight", action="append", default=[], metavar="SOURCE=W",
-                    help="override a source weight (0 drops the source)")
+    ap.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="SOURCE=W",
+        help="override a source weight (0 drops the source)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--no-mask", action="store_true", help="keep identity terms as features")
     ap.add_argument("--no-scopes", action="store_true", help="do not mark negation/quote scopes")
@@ -137,8 +159,9 @@ def main() -> None:
     for item in args.weight:
         name, _, value = item.partition("=")
         SOURCE_WEIGHT[name] = float(value)
-    examples = [ex for ex in load_all()
-                if (args.all or not ex.test) and SOURCE_WEIGHT.get(ex.source, 0) > 0]
+    examples = [
+        ex for ex in load_all() if (args.all or not ex.test) and SOURCE_WEIGHT.get(ex.source, 0) > 0
+    ]
     print(f"{len(examples)} training examples", flush=True)
     identities = identity_lists(not args.no_mask)
     mask = IdentityMask(identities["latin"], identities["cjk"], identities["adjectives"])
@@ -157,11 +180,17 @@ def main() -> None:
         "scopes": not args.no_scopes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, weights=w.astype(np.float16), bias=b.astype(np.float32),
-                        meta=np.array(json.dumps(meta)))
+    np.savez_compressed(
+        args.out,
+        weights=w.astype(np.float16),
+        bias=b.astype(np.float32),
+        meta=np.array(json.dumps(meta)),
+    )
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()[:16]
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest}) "
-          f"in {time.perf_counter() - t0:.0f}s")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest}) "
+        f"in {time.perf_counter() - t0:.0f}s"
+    )
 
 
 if __name__ == "__main__":

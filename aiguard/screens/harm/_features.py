@@ -28,8 +28,9 @@ _SEP = "\x00"  # joins segments; n-grams that cross it are dropped
 # Obfuscation ("1d10t", "h4te", "$hit") is a HateCheck functionality and common in practice.
 # Digits/symbols are mapped to letters only next to a letter so "12-year-old" survives intact.
 # "!" and "*" are left alone: they touch letters in ordinary prose and Markdown.
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
 _LEET_RE = re.compile(r"[013457@$]+")  # cheap charset scan; the callback checks the neighbours
 _REPEAT_RE = re.compile(r"(.)\1{2,}")  # "sooooo" -> "soo": elongation is style, not content
 _TRIPLE_RE = re.compile(r"(.)\1\1")
@@ -37,8 +38,8 @@ _INVISIBLE_RE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
 # Code points that end a word (the apostrophe is kept inside: "don't" is one word).
 # As a lookup table over the BMP (code points above it count as word characters).
 _NON_WORD = np.zeros(0x10000, dtype=np.bool_)
-_NON_WORD[: 33] = True
-_NON_WORD[[ord(c) for c in "!\"#%&()*+,-./:;<=>?[\\]^_`{|}~"]] = True
+_NON_WORD[:33] = True
+_NON_WORD[[ord(c) for c in '!"#%&()*+,-./:;<=>?[\\]^_`{|}~']] = True
 _NON_WORD[[ord(c) for c in "，。！？、；：“”‘’「」『』（）《》【】…—–«»¿¡"]] = True
 _NON_WORD[0xFFFF] = False
 
@@ -87,8 +88,9 @@ class IdentityMask:
     from which group is named. Latin-script terms match whole words, CJK terms substrings.
     """
 
-    def __init__(self, latin: Sequence[str] = (), cjk: Sequence[str] = (),
-                 adjectives: Sequence[str] = ()) -> None:
+    def __init__(
+        self, latin: Sequence[str] = (), cjk: Sequence[str] = (), adjectives: Sequence[str] = ()
+    ) -> None:
         # adjectives ("black", "old", "gay") name a group only before a noun: "black people"
         # is masked, "black coffee" is not
         self.adjectives = frozenset(adjectives)
@@ -102,8 +104,10 @@ class IdentityMask:
             changed = False
             for i, core in enumerate(cores):
                 is_group = core in self.latin or (
-                    core in self.adjectives and i + 1 < len(cores)
-                    and (cores[i + 1] in self.latin or cores[i + 1] in self.adjectives))
+                    core in self.adjectives
+                    and i + 1 < len(cores)
+                    and (cores[i + 1] in self.latin or cores[i + 1] in self.adjectives)
+                )
                 if is_group:
                     words[i] = words[i].replace(core, PLACEHOLDER)
                     changed = True
@@ -115,17 +119,44 @@ class IdentityMask:
         return text
 
 
-_NEGATIONS = frozenset({
-    "not", "no", "never", "nobody", "nothing", "cannot", "dont", "nor", "neither",
-    "nicht", "kein", "keine", "keinen", "keiner", "nie", "niemals", "niemand",
-    "pas", "jamais", "personne", "rien", "ne",
-    "nunca", "jamás", "nadie", "nada", "tampoco",
-    "niet", "geen", "nooit",
-})
+_NEGATIONS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "nobody",
+        "nothing",
+        "cannot",
+        "dont",
+        "nor",
+        "neither",
+        "nicht",
+        "kein",
+        "keine",
+        "keinen",
+        "keiner",
+        "nie",
+        "niemals",
+        "niemand",
+        "pas",
+        "jamais",
+        "personne",
+        "rien",
+        "ne",
+        "nunca",
+        "jamás",
+        "nadie",
+        "nada",
+        "tampoco",
+        "niet",
+        "geen",
+        "nooit",
+    }
+)
 _NEGATION_SCOPE = 5  # words; a negation rarely reaches further, and clauses end earlier
 _CLAUSE_END = frozenset(".,;:!?")
-_QUOTE_CHARS = frozenset("\"“”„«»")
-_PUNCT_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?\"()[]{}«»“”„"})
+_QUOTE_CHARS = frozenset('"“”„«»')
+_PUNCT_TO_SPACE = str.maketrans({c: " " for c in '.,;:!?"()[]{}«»“”„'})
 
 
 def _has_scope_cue(text: str) -> bool:

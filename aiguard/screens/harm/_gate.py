@@ -69,8 +69,7 @@ def _candidates(items: list[Any]) -> list[set[str]]:
         elif name in _ZERO_WIDTH:  # \b, ^, lookarounds: the literal run continues across them
             continue
         elif name in ("SUBPATTERN", "BRANCH"):
-            alts = (_alternatives(list(av[-1])) if name == "SUBPATTERN"
-                    else _branch(av[1]))
+            alts = _alternatives(list(av[-1])) if name == "SUBPATTERN" else _branch(av[1])
             if alts is None:
                 flush()
                 continue

@@ -27,7 +27,7 @@ _SENTENCE_NEGATION = frozenset({"illicit", "violence", "self-harm"})
 _COUNTER_SPEECH = frozenset({"hate", "harassment", "violence"})
 _SUPPORTIVE = frozenset({"self-harm", "sexual/minors"})
 _OBJECT_BASE = 1 << 20  # gate ids at and above this are pair objects, below are terms
-_QUOTES = "\"“”„«»‘’「」『』"
+_QUOTES = '"“”„«»‘’「」『』'
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +94,14 @@ class Lexicon:
             for pattern in p["object"].values():
                 self._gate.add(_OBJECT_BASE + len(self._objects), pattern)
                 self._objects.append((len(self._pairs), re.compile(pattern, _FLAGS)))
-            self._pairs.append(_Pair(category, float(p["score"]), _joined(p["cue"]),
-                                     float(p.get("object_score", 0.0))))
+            self._pairs.append(
+                _Pair(
+                    category,
+                    float(p["score"]),
+                    _joined(p["cue"]),
+                    float(p.get("object_score", 0.0)),
+                )
+            )
         self._gate.freeze()
         damp = data.get("dampen", {})
         self._factor = float(damp.get("factor", 0.25))
@@ -117,11 +123,15 @@ class Lexicon:
         for rule, positions in self._gate.candidates(text).items():
             # run the rule only over the sentences holding its key (all text if unknown)
             windows = sorted({_sentence_of(spans, p, len(text)) for p in positions}) or [
-                (0, len(text))]
+                (0, len(text))
+            ]
             if rule < _OBJECT_BASE:
                 category, score, pattern = self._terms[rule]
-                found += [Hit(category, m.start(), m.end(), score, f"matched term {m.group(0)!r}")
-                          for a, b in windows for m in pattern.finditer(text, a, b)]
+                found += [
+                    Hit(category, m.start(), m.end(), score, f"matched term {m.group(0)!r}")
+                    for a, b in windows
+                    for m in pattern.finditer(text, a, b)
+                ]
                 continue
             pair_index, pattern = self._objects[rule - _OBJECT_BASE]
             pair = self._pairs[pair_index]
@@ -129,11 +139,25 @@ class Lexicon:
                 a, b = _sentence_of(spans, m.start(), len(text))
                 cue = pair.cue.search(text, a, b)
                 if cue is not None:
-                    found.append(Hit(pair.category, m.start(), m.end(), pair.score,
-                                     f"{m.group(0)!r} with {cue.group(0)!r} in one sentence"))
+                    found.append(
+                        Hit(
+                            pair.category,
+                            m.start(),
+                            m.end(),
+                            pair.score,
+                            f"{m.group(0)!r} with {cue.group(0)!r} in one sentence",
+                        )
+                    )
                 elif pair.object_score > 0:
-                    found.append(Hit(pair.category, m.start(), m.end(), pair.object_score,
-                                     f"mentions {m.group(0)!r}"))
+                    found.append(
+                        Hit(
+                            pair.category,
+                            m.start(),
+                            m.end(),
+                            pair.object_score,
+                            f"mentions {m.group(0)!r}",
+                        )
+                    )
         if not found:
             return found
         # one match per (category, place): the same term may be listed for several languages
@@ -151,8 +175,13 @@ class Lexicon:
                 elif hit.category == "illicit" and self._support.search(text, a, b):
                     reason = "protective context"
             if reason is not None:
-                hit = Hit(hit.category, hit.start, hit.end, hit.score * self._factor,
-                          f"{hit.explanation}, lowered: {reason}")
+                hit = Hit(
+                    hit.category,
+                    hit.start,
+                    hit.end,
+                    hit.score * self._factor,
+                    f"{hit.explanation}, lowered: {reason}",
+                )
             out.append(hit)
         return out
 
@@ -168,7 +197,8 @@ class Lexicon:
             return "negation before it"
         if hit.category in _COUNTER_SPEECH:
             quoted = any(q in text[sent_start : hit.start] for q in _QUOTES) and any(
-                q in text[hit.end : sent_end] for q in _QUOTES)
+                q in text[hit.end : sent_end] for q in _QUOTES
+            )
             if quoted:
                 return "quoted"
             if self._report is not None and self._report.search(text, sent_start, sent_end):

@@ -31,9 +31,15 @@ class SentenceScores:
 class LinearModel:
     """Multi-label logistic regression over hashed character 1-5-grams (see bench/train_harm.py)."""
 
-    def __init__(self, weights: npt.NDArray[np.float32], bias: npt.NDArray[np.float32],
-                 heads: tuple[str, ...], bits: int, mask: IdentityMask | None = None,
-                 scopes: bool = False) -> None:
+    def __init__(
+        self,
+        weights: npt.NDArray[np.float32],
+        bias: npt.NDArray[np.float32],
+        heads: tuple[str, ...],
+        bits: int,
+        mask: IdentityMask | None = None,
+        scopes: bool = False,
+    ) -> None:
         self.weights = weights
         # one contiguous vector per head: a 1-D gather is several times faster than rows
         self._columns = [np.ascontiguousarray(weights[:, k]) for k in range(weights.shape[1])]
@@ -59,8 +65,9 @@ class LinearModel:
         if weights.shape != (1 << bits, len(meta["heads"])):
             raise ConfigError(f"harm model {path} has a malformed weight matrix")
         identities = meta.get("identities", {})
-        mask = IdentityMask(identities.get("latin", ()), identities.get("cjk", ()),
-                            identities.get("adjectives", ()))
+        mask = IdentityMask(
+            identities.get("latin", ()), identities.get("cjk", ()), identities.get("adjectives", ())
+        )
         return cls(weights, bias, tuple(meta["heads"]), bits, mask, bool(meta.get("scopes")))
 
     def score(self, text: str, spans: list[tuple[int, int]] | None = None) -> SentenceScores:

@@ -46,10 +46,12 @@ class LLMJudgeBackend:
             raise RuntimeError("LLMJudgeBackend.load() was not awaited")
         # the answer travels as data in its own message, fenced, so it cannot pose as instructions
         answer = text[: self.max_chars]
-        message = await self.chat_model.ainvoke([
-            SystemMessage(content=self._prompt.text),
-            HumanMessage(content=f"<answer>\n{answer}\n</answer>"),
-        ])
+        message = await self.chat_model.ainvoke(
+            [
+                SystemMessage(content=self._prompt.text),
+                HumanMessage(content=f"<answer>\n{answer}\n</answer>"),
+            ]
+        )
         return parse_verdict(_content_text(message.content))
 
 

@@ -82,7 +82,8 @@ class LocalBackend:
         for hit in self._lexicon.hits(text, spans):
             a = _sentence_start(spans, hit.start)
             by_sentence.setdefault((hit.category, a), []).append(
-                Finding(hit.category, hit.start, hit.end, hit.score, hit.explanation))
+                Finding(hit.category, hit.start, hit.end, hit.score, hit.explanation)
+            )
         for key, hits in by_sentence.items():
             miss = 1.0
             for h in hits:

@@ -45,8 +45,9 @@ class OpenAIModerationBackend:
         key = self._api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             raise ConfigError("the openai harm backend needs api_key or OPENAI_API_KEY")
-        self._client = openai.AsyncOpenAI(api_key=key, base_url=self._base_url,
-                                          timeout=self.timeout, max_retries=self.max_retries)
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=self._base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -60,5 +61,7 @@ class OpenAIModerationBackend:
         if not response.results:
             raise ValueError("moderation response has no results")
         raw: dict[str, Any] = response.results[0].category_scores.model_dump(by_alias=True)
-        return merge_max(dict.fromkeys(CATEGORIES, 0.0),
-                         {k: float(v) for k, v in raw.items() if isinstance(v, int | float)})
+        return merge_max(
+            dict.fromkeys(CATEGORIES, 0.0),
+            {k: float(v) for k, v in raw.items() if isinstance(v, int | float)},
+        )

@@ -43,6 +43,7 @@ class HarmScreen:
         if unknown:
             raise ConfigError(f"unknown harm categories {unknown}; expected some of {CATEGORIES}")
         self.categories = enforced
+        self._span_backend: tuple[HarmBackend, SpanBackend | None] | None = None
 
     @classmethod
     def from_policy(cls, policy: Policy) -> HarmScreen:
@@ -56,6 +57,14 @@ class HarmScreen:
         # of another backend ("offload_chars" with "openai") is a ConfigError, not ignored
         config = dict(dump(exclude_none=True) if callable(dump) else section)
         return build_harm_screen(config)
+
+    @property
+    def _spans(self) -> SpanBackend | None:
+        # runtime Protocol checks cost ~50 us each: decide once per backend, not per answer
+        if self._span_backend is None or self._span_backend[0] is not self.backend:
+            backend = self.backend
+            self._span_backend = (backend, backend if isinstance(backend, SpanBackend) else None)
+        return self._span_backend[1]
 
     async def load(self) -> None:
         await self.backend.load()
@@ -71,18 +80,27 @@ class HarmScreen:
         if not text.strip():
             return ScreenResult(self.name, Verdict.ALLOW)
         try:
-            if isinstance(self.backend, SpanBackend):
-                findings = await self.backend.findings(text)
+            if self._spans is not None:
+                findings = await self._spans.findings(text)
             else:
                 scores = await self.backend.classify(text)
-                findings = [Finding(cat, 0, len(text), min(1.0, max(0.0, float(s))),
-                                    f"{self.backend.name}: {cat} {float(s):.2f}")
-                            for cat, s in scores.items() if cat in CATEGORIES]
+                findings = [
+                    Finding(
+                        cat,
+                        0,
+                        len(text),
+                        min(1.0, max(0.0, float(s))),
+                        f"{self.backend.name}: {cat} {float(s):.2f}",
+                    )
+                    for cat, s in scores.items()
+                    if cat in CATEGORIES
+                ]
         except ScreenError:
             raise
         except Exception as exc:  # any backend failure is the pipeline's fail-mode decision
-            raise ScreenError(f"harm backend {self.backend.name!r} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise ScreenError(
+                f"harm backend {self.backend.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         spans = tuple(
             Span(f.category, f.start, f.end, f.score, f.explanation)
             for f in findings

@@ -26,14 +26,20 @@ from tests.servers import serve
 CTX = ScreenContext()
 
 PARSED = [
-    ('{"flagged": true, "categories": {"hate": 0.92, "violence": 0.1}}',
-     {"hate": 0.92, "violence": 0.1}),
+    (
+        '{"flagged": true, "categories": {"hate": 0.92, "violence": 0.1}}',
+        {"hate": 0.92, "violence": 0.1},
+    ),
     ('```json\n{"categories": {"self-harm": 0.8}}\n```', {"self-harm": 0.8}),
-    ('Sure! Here is my verdict: {"hate": true, "harassment": false} Hope that helps.',
-     {"hate": 1.0}),
+    (
+        'Sure! Here is my verdict: {"hate": true, "harassment": false} Hope that helps.',
+        {"hate": 1.0},
+    ),
     ('{"categories": [{"category": "sexual/minors", "score": 0.99}]}', {"sexual/minors": 0.99}),
-    ('{"category_scores": {"self_harm_intent": 0.7, "illicit/violent": "0.6"}}',
-     {"self-harm": 0.7, "illicit": 0.6}),
+    (
+        '{"category_scores": {"self_harm_intent": 0.7, "illicit/violent": "0.6"}}',
+        {"self-harm": 0.7, "illicit": 0.6},
+    ),
     ('{"categories": {"violence": 85}}', {"violence": 0.85}),  # percentages
     ('{"flagged": false}', {}),
     ('{"flagged": false, "categories": {}}', {}),
@@ -70,8 +76,9 @@ class RecordingChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "recording"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.seen.append(list(messages))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
 
@@ -95,15 +102,22 @@ async def test_prompt_comes_from_the_catalogue_and_answer_is_fenced() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("reply", "verdict", "labels"), [
-    (AIMessage(content="unsafe\nS10"), Verdict.BLOCK, ["hate"]),
-    (AIMessage(content="safe"), Verdict.ALLOW, []),
-    (AIMessage(content=[{"type": "text", "text": '{"categories": {"violence": 0.9}}'}]),
-     Verdict.BLOCK, ["violence"]),
-    (AIMessage(content='{"categories": {"sexual": 0.3}}'), Verdict.ALLOW, []),
-])
-async def test_generic_fake_model_replies(reply: AIMessage, verdict: Verdict,
-                                          labels: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("reply", "verdict", "labels"),
+    [
+        (AIMessage(content="unsafe\nS10"), Verdict.BLOCK, ["hate"]),
+        (AIMessage(content="safe"), Verdict.ALLOW, []),
+        (
+            AIMessage(content=[{"type": "text", "text": '{"categories": {"violence": 0.9}}'}]),
+            Verdict.BLOCK,
+            ["violence"],
+        ),
+        (AIMessage(content='{"categories": {"sexual": 0.3}}'), Verdict.ALLOW, []),
+    ],
+)
+async def test_generic_fake_model_replies(
+    reply: AIMessage, verdict: Verdict, labels: list[str]
+) -> None:
     screen = screen_for(GenericFakeChatModel(messages=iter([reply])))
     await screen.load()
     result = await screen.screen("some answer", CTX)
@@ -127,7 +141,8 @@ def test_llm_backend_requires_a_chat_model() -> None:
 @pytest.fixture
 def fake_server() -> Iterator[tuple[FakeOpenAI, str]]:
     pytest.importorskip(
-        "langchain_openai", reason="langchain-openai is not installed (optional, not a dependency)")
+        "langchain_openai", reason="langchain-openai is not installed (optional, not a dependency)"
+    )
     server = FakeOpenAI()
     with serve(server.app, lifespan="off") as url:
         yield server, f"{url}/v1"
@@ -139,8 +154,9 @@ async def test_chat_openai_against_fake_server(fake_server: tuple[FakeOpenAI, st
 
     server, url = fake_server
     server.chat_reply = '{"flagged": true, "categories": {"hate": 0.88}}'
-    model = langchain_openai.ChatOpenAI(model="gpt-fake", api_key="sk-test", base_url=url,
-                                        max_retries=0)
+    model = langchain_openai.ChatOpenAI(
+        model="gpt-fake", api_key="sk-test", base_url=url, max_retries=0
+    )
     screen = HarmScreen(backend=LLMJudgeBackend(model))
     await screen.load()
     result = await screen.screen("an answer", CTX)

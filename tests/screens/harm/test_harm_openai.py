@@ -31,8 +31,12 @@ async def backend() -> AsyncIterator[Callable[..., OpenAIModerationBackend]]:
     made: list[OpenAIModerationBackend] = []
 
     def make(url: str, **kw: object) -> OpenAIModerationBackend:
-        opts: dict[str, object] = {"api_key": "sk-test", "base_url": url, "timeout": 5.0,
-                                   "max_retries": 0}
+        opts: dict[str, object] = {
+            "api_key": "sk-test",
+            "base_url": url,
+            "timeout": 5.0,
+            "max_retries": 0,
+        }
         opts.update(kw)
         made.append(OpenAIModerationBackend(**opts))  # type: ignore[arg-type]
         return made[-1]
@@ -50,8 +54,15 @@ async def test_scores_map_onto_our_categories_with_subcategories_rolled_up(fake,
     assert scores["hate"] == pytest.approx(0.91)
     assert scores["harassment"] == pytest.approx(0.7)  # harassment/threatening > harassment
     assert scores["violence"] == pytest.approx(0.97)  # violence/graphic rolls up
-    assert set(scores) == {"hate", "harassment", "self-harm", "sexual", "sexual/minors",
-                           "violence", "illicit"}
+    assert set(scores) == {
+        "hate",
+        "harassment",
+        "self-harm",
+        "sexual",
+        "sexual/minors",
+        "violence",
+        "illicit",
+    }
     sent = server.requests[-1]
     assert sent["path"] == "/v1/moderations"
     assert sent["body"] == {"model": "omni-moderation-2024-09-26", "input": "they kill and hate"}
@@ -60,8 +71,9 @@ async def test_scores_map_onto_our_categories_with_subcategories_rolled_up(fake,
 
 async def test_screen_blocks_with_whole_text_spans(fake, backend) -> None:
     _, url = fake
-    screen = build_harm_screen({"backend": "openai", "api_key": "sk-test", "base_url": url,
-                                "max_retries": 0})
+    screen = build_harm_screen(
+        {"backend": "openai", "api_key": "sk-test", "base_url": url, "max_retries": 0}
+    )
     await screen.load()
     text = "I hate them."
     try:

@@ -66,7 +66,9 @@ async def test_custom_backend_gets_whole_text_spans_and_threshold_per_category()
     assert result.screen == "harm-strict"
     assert result.verdict is Verdict.BLOCK
     assert sorted((s.label, s.start, s.end) for s in result.spans) == [
-        ("hate", 0, 9), ("violence", 0, 9)]
+        ("hate", 0, 9),
+        ("violence", 0, 9),
+    ]
     assert result.elapsed_ms >= 0
 
 
@@ -96,12 +98,15 @@ def test_defaults_cover_every_category() -> None:
     assert HarmScreen(backend=FixedBackend({})).thresholds == dict(DEFAULT_THRESHOLDS)
 
 
-@pytest.mark.parametrize("config", [
-    {"backend": "perspective"},
-    {"backend": "local", "model": "x"},
-    {"backend": "openai", "offload_chars": 3},
-    {"categories": ["gore"]},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"backend": "perspective"},
+        {"backend": "local", "model": "x"},
+        {"backend": "openai", "offload_chars": 3},
+        {"categories": ["gore"]},
+    ],
+)
 def test_factory_rejects_bad_config(config: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         build_harm_screen(config)
@@ -111,8 +116,9 @@ def test_factory_defaults_to_local() -> None:
     screen = build_harm_screen({"name": "h", "thresholds": {"hate": 0.8}})
     assert screen.name == "h" and isinstance(screen.backend, LocalBackend)
     assert screen.thresholds["hate"] == 0.8
-    openai_screen = build_harm_screen({"backend": "openai", "model": "m", "timeout": 2.0,
-                                       "max_retries": 3, "api_key": "k"})
+    openai_screen = build_harm_screen(
+        {"backend": "openai", "model": "m", "timeout": 2.0, "max_retries": 3, "api_key": "k"}
+    )
     assert isinstance(openai_screen.backend, OpenAIModerationBackend)
     assert openai_screen.backend.model == "m" and openai_screen.backend.max_retries == 3
 
@@ -120,15 +126,22 @@ def test_factory_defaults_to_local() -> None:
 def test_sentences_are_original_offsets() -> None:
     text = "  First one.  Second!\n- bullet line\n最后一句。"
     assert [text[a:b] for a, b in sentences(text)] == [
-        "First one.", "Second!", "- bullet line", "最后一句。"]
+        "First one.",
+        "Second!",
+        "- bullet line",
+        "最后一句。",
+    ]
 
 
-@pytest.mark.parametrize(("raw", "norm"), [
-    ("H4TE 1d10ts", "hate idiots"),
-    ("a 12-year-old", "a 12-year-old"),
-    ("sooooo   baaad", "soo baad"),
-    ("ｆｕｌｌ\u200bwidth", "fullwidth"),
-])
+@pytest.mark.parametrize(
+    ("raw", "norm"),
+    [
+        ("H4TE 1d10ts", "hate idiots"),
+        ("a 12-year-old", "a 12-year-old"),
+        ("sooooo   baaad", "soo baad"),
+        ("ｆｕｌｌ\u200bwidth", "fullwidth"),
+    ],
+)
 def test_normalize(raw: str, norm: str) -> None:
     assert normalize(raw) == norm
 
@@ -164,13 +177,16 @@ def test_gate_never_hides_a_matching_rule() -> None:
         assert expected <= found, text
 
 
-@pytest.mark.parametrize(("pattern", "literals"), [
-    (r"\b(?:anal|oral) sex\b", {"anal sex", "oral sex"}),
-    (r"\bkill (?:your ?self|urself)\b", {"kill your", "kill urself"}),
-    (r"你(?:怎么)?去死", {"去死"}),
-    (r"\bthinspo\w*", {"thinspo"}),
-    (r"\w+", None),
-])
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        (r"\b(?:anal|oral) sex\b", {"anal sex", "oral sex"}),
+        (r"\bkill (?:your ?self|urself)\b", {"kill your", "kill urself"}),
+        (r"你(?:怎么)?去死", {"去死"}),
+        (r"\bthinspo\w*", {"thinspo"}),
+        (r"\w+", None),
+    ],
+)
 def test_required_literals(pattern: str, literals: set[str] | None) -> None:
     assert required_literals(pattern) == literals
 
@@ -186,23 +202,40 @@ def test_registry_builds_the_default_harm_screen() -> None:
 def test_from_policy_reads_the_harm_section() -> None:
     from aiguard.policy.models import Policy
 
-    policy = Policy.model_validate({"screening": {"harm": {
-        "backend": "openai", "api_key": "k", "model": "m", "thresholds": {"violence": 0.4}}}})
+    policy = Policy.model_validate(
+        {
+            "screening": {
+                "harm": {
+                    "backend": "openai",
+                    "api_key": "k",
+                    "model": "m",
+                    "thresholds": {"violence": 0.4},
+                }
+            }
+        }
+    )
     screen = HarmScreen.from_policy(policy)
     assert isinstance(screen.backend, OpenAIModerationBackend)
     assert screen.backend.model == "m" and screen.thresholds["violence"] == 0.4
-    wrong = Policy.model_validate({"screening": {"harm": {"backend": "openai",
-                                                           "offload_chars": 10}}})
+    wrong = Policy.model_validate(
+        {"screening": {"harm": {"backend": "openai", "offload_chars": 10}}}
+    )
     with pytest.raises(ConfigError, match="offload_chars"):
         HarmScreen.from_policy(wrong)
 
 
-@pytest.mark.parametrize(("raw", "marked"), [
-    ("i don't hate qqid, but i hate spinach.", "i don't ¬hate ¬qqid, but i hate spinach."),
-    ('if you say "i hate qqid", you are a bigot!', 'if you say ¤"i ¤hate ¤qqid", you are a bigot!'),
-    ("je ne déteste pas les qqid.", "je ne ¬déteste ¬pas ¬les ¬qqid."),
-    ("no way, you are an idiot.", "no ¬way, you are an idiot."),
-])
+@pytest.mark.parametrize(
+    ("raw", "marked"),
+    [
+        ("i don't hate qqid, but i hate spinach.", "i don't ¬hate ¬qqid, but i hate spinach."),
+        (
+            'if you say "i hate qqid", you are a bigot!',
+            'if you say ¤"i ¤hate ¤qqid", you are a bigot!',
+        ),
+        ("je ne déteste pas les qqid.", "je ne ¬déteste ¬pas ¬les ¬qqid."),
+        ("no way, you are an idiot.", "no ¬way, you are an idiot."),
+    ],
+)
 def test_negation_and_quote_scopes(raw: str, marked: str) -> None:
     from aiguard.screens.harm._features import mark_scopes
 
