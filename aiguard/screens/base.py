@@ -83,7 +83,11 @@ class ScreenContext:
 
 @runtime_checkable
 class Screen(Protocol):
-    """A screen inspects answer text. Heavy assets load in ``load()``, once, at startup."""
+    """A screen inspects answer text. Heavy assets load in ``load()``, once, at startup.
+
+    A screen that waits on the network (a moderation API, an LLM judge) should also expose
+    ``io_bound = True``: the pipeline then runs the screens concurrently instead of back to back.
+    """
 
     name: str
 

@@ -67,11 +67,13 @@ async def test_block_replaces_answer_with_localized_text(
     assert r.categories == ("EMAIL_ADDRESS", "violence")
 
 
-async def test_screens_run_concurrently(make_pipeline: Make) -> None:
+async def test_io_bound_screens_run_concurrently(make_pipeline: Make) -> None:
     """Screen a waits for screen b: run one after the other this would time out."""
     started = anyio.Event()
 
     class A(Fixed):
+        io_bound = True
+
         async def screen(self, text: str, context: ScreenContext) -> ScreenResult:
             with anyio.fail_after(2):
                 await started.wait()
@@ -85,6 +87,21 @@ async def test_screens_run_concurrently(make_pipeline: Make) -> None:
     p = make_pipeline(A("a", Verdict.ALLOW), B("b", Verdict.ALLOW), timeout_seconds=5)
     r = await p.screen("hello", CTX)
     assert [x.error for x in r.results] == [None, None]
+
+
+async def test_cpu_screens_run_back_to_back_in_order(make_pipeline: Make) -> None:
+    order: list[str] = []
+
+    class Rec(Fixed):
+        async def screen(self, text: str, context: ScreenContext) -> ScreenResult:
+            order.append(self.name + ":start")
+            await anyio.sleep(0)
+            order.append(self.name + ":end")
+            return await super().screen(text, context)
+
+    p = make_pipeline(Rec("a", Verdict.ALLOW), Rec("b", Verdict.ALLOW))
+    await p.screen("hello", CTX)
+    assert order == ["a:start", "a:end", "b:start", "b:end"]
 
 
 @pytest.mark.parametrize("hang", [False, True], ids=["raises", "times-out"])
