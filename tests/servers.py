@@ -14,9 +14,9 @@ from tests.conftest import free_port
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1:<free port>; yield its base URL; stop it on exit."""
-    port = free_port()
+def serve(app: Any, *, lifespan: str = "on", port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1:``port`` (default: a free one); yield its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws="none"
     )

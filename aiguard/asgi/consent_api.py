@@ -20,7 +20,6 @@ Every error is ``application/problem+json``; nothing is written when a request i
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from aiguard.asgi.auth import bearer_check
 from aiguard.asgi.identity import RequestIdentity
 from aiguard.asgi.problem import problem
 from aiguard.policy.models import Policy
@@ -181,18 +181,9 @@ async def _chunked(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:
 def routes(runtime: ConsentRuntime) -> list[BaseRoute]:
     """The consent routes, relative to the prefix."""
     policy = runtime.policy
-    token = policy.consent.admin_token
-    expected = ("Bearer " + token.get_secret_value()).encode("utf-8") if token is not None else None
-
-    def admin_denied(request: Request) -> Response | None:
-        if expected is None:  # no token configured: the export endpoint does not exist
-            return problem(404, "not_found", "Not found")
-        given = request.headers.get("authorization", "").encode("utf-8")
-        if not hmac.compare_digest(given, expected):
-            resp = problem(401, "unauthorized", "Admin token required")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="aiguard-admin"'
-            return resp
-        return None
+    admin_denied = bearer_check(
+        policy.consent.admin_token, realm="aiguard-admin", title="Admin token required"
+    )
 
     async def status(request: Request) -> Response:
         identity = _identity(request)

@@ -20,7 +20,6 @@ like an unknown one, so ids cannot be probed.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from aiguard.asgi.auth import bearer_check
 from aiguard.asgi.problem import problem
 from aiguard.errors import StoreError
 from aiguard.policy.models import Policy
@@ -137,18 +137,9 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
     if not policy.reports.enabled:
         return []
     limit = body_limit(policy)
-    token = policy.reports.provider_token
-    expected = ("Bearer " + token.get_secret_value()).encode("utf-8") if token is not None else None
-
-    def provider_denied(request: Request) -> Response | None:
-        if expected is None:  # no token configured: the provider API does not exist
-            return problem(404, "not_found", "Not found")
-        given = request.headers.get("authorization", "").encode("utf-8")
-        if not hmac.compare_digest(given, expected):
-            resp = problem(401, "unauthorized", "Provider token required")
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="aiguard-provider"'
-            return resp
-        return None
+    provider_denied = bearer_check(
+        policy.reports.provider_token, realm="aiguard-provider", title="Provider token required"
+    )
 
     async def submit(request: Request) -> Response:
         identity = _identity(request)

@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import json
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -35,8 +34,8 @@ from aiguard.services.records import RecordWriter
 from aiguard.services.reports import ReportService
 from aiguard.services.sinks import build_sinks, verify
 from aiguard.store import open_database
-from tests.conftest import free_port
 from tests.reports.conftest import PROVIDER_TOKEN, SECRET, make_policy, make_record
+from tests.servers import serve
 
 
 class IdentityMiddleware:
@@ -138,26 +137,9 @@ class Receiver:
         return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
 
-@contextlib.contextmanager
-def serve_on(app: Any, port: int | None = None) -> Iterator[str]:
+def serve_on(app: Any, port: int | None = None) -> contextlib.AbstractContextManager[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread; yield the base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    return serve(app, port=port)
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
