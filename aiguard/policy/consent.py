@@ -51,7 +51,9 @@ class ControllerInfo(Section):
     country: str = ""
     """``address.addressCountry``: ISO 3166-1 alpha-2 country code."""
     email: str = ""
+    """Controller contact e-mail in receipts (``piiControllers[].email``)."""
     phone: str = ""
+    """Controller phone in receipts (``piiControllers[].phone``)."""
     url: str | None = None
     """``piiControllerUrl``."""
 
@@ -70,6 +72,7 @@ class ConsentPolicy(Section):
     """The prompt (under ``prompts/<locale>/``) shown as the consent notice. Raising its
     ``version`` makes every earlier grant stale: subjects must consent again."""
     jurisdiction: str = "EU"
+    """Recorded with every consent and in receipts (``jurisdiction``), e.g. ``EU``, ``CN``."""
     admin_token: SecretStr | None = None
     """Bearer token for the HTTP compliance export; unset disables that endpoint."""
     cache_ttl_seconds: float = Field(default=5.0, ge=0)

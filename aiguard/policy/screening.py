@@ -98,6 +98,7 @@ class ScreeningPolicy(Section):
     """Which screens run over answers, and what happens to what they find."""
 
     enabled: bool = True
+    """Screen answers at all; ``false`` sends them unscreened (disclosure still applies)."""
     screens: list[str] = Field(default_factory=lambda: ["pii", "harm"])
     """Screen instance names, looked up in ``aiguard.screens.registry`` (built-ins: ``pii``,
     ``harm``, ``infringement``)."""
