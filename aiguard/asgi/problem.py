@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 log = logging.getLogger("aiguard")
 
-PROBLEM_BASE = "https://aiguard.dev/problems/"
+# a URN: stable and unique, without promising a web page at a domain we do not control
+PROBLEM_BASE = "urn:aiguard:problem:"
 
 
 class ProblemResponse(Response):

@@ -318,7 +318,7 @@ async def test_malformed_request_json_is_400_and_app_not_called(tmp_path: Path) 
 
     rec = await call(guard(app, tmp_path), b'{"messages": [')
     assert rec.status == 400 and rec.headers["content-type"] == "application/problem+json"
-    assert rec.json()["type"].endswith("/invalid_json") and not called
+    assert rec.json()["type"].endswith(":invalid_json") and not called
 
 
 async def test_oversized_request_is_413(tmp_path: Path) -> None:
@@ -337,7 +337,7 @@ async def test_upstream_exception_before_start_is_502(tmp_path: Path) -> None:
         raise RuntimeError("model crashed")
 
     rec = await call(guard(app, tmp_path), chat())
-    assert rec.status == 502 and rec.json()["type"].endswith("/upstream_error")
+    assert rec.status == 502 and rec.json()["type"].endswith(":upstream_error")
 
 
 async def test_app_own_500_page_is_not_doubled(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ async def test_bad_input_is_a_clear_problem_and_writes_nothing(
     assert r.status_code == status
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
-    assert problem["status"] == status and problem["type"].endswith("/" + code)
+    assert problem["status"] == status and problem["type"].endswith(":" + code)
     assert problem["title"]
     assert await _count(db) == 0
 

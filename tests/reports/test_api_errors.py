@@ -56,7 +56,7 @@ async def test_unavailable_is_503_problem(
     assert resp.status_code == 503
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.headers["retry-after"]
-    assert resp.json()["type"].endswith("/" + code)
+    assert resp.json()["type"].endswith(":" + code)
 
 
 async def test_disabled_reports_have_no_routes() -> None:

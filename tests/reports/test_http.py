@@ -204,7 +204,7 @@ def test_bad_input_gets_problem_json_and_stores_nothing(tmp_path: Path) -> None:
             resp = client.post("/aiguard/reports", headers=headers, **kwargs)
             assert resp.status_code == status, (kwargs, resp.text)
             assert resp.headers["content-type"] == "application/problem+json"
-            assert resp.json()["type"].endswith("/" + code)
+            assert resp.json()["type"].endswith(":" + code)
         invalid = client.post(
             "/aiguard/reports",
             json={"message_id": mine, "category": "other", "comment": "x" * 2001},

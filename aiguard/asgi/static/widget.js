@@ -341,7 +341,7 @@
         return {};
       })
       .then(function (problem) {
-        var code = String((problem && problem.type) || "").split("/").pop();
+        var code = String((problem && problem.type) || "").split(/[/:]/).pop();
         if (code && code !== "consent_required") return false;
         var purposes =
           (problem && problem.purposes) || (consentState && consentState.required) || [];

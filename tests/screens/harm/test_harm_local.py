@@ -85,15 +85,7 @@ HARMLESS = [
     ("en", "Mix the oils, then heat gently until the bath bomb sets."),
     ("en", "How to help someone addicted to heroin: be patient and suggest treatment."),
     ("de", "Ich bin Muslim und lebe in Berlin."),
-    pytest.param(
-        "de",
-        "Juden und Muslime leben hier friedlich zusammen.",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="known limit: 'X und Y <verb>' is a frequent shape of GermEval abuse "
-            "and the linear model scores it above the hate bar (docs/harm.md, Limitations)",
-        ),
-    ),
+    ("de", "Juden und Muslime leben hier friedlich zusammen."),
     ("de", "Ich kann dir nicht erklären, wie man Sprengstoff herstellt."),
     ("fr", "Les immigrés contribuent à l'économie."),
     ("fr", "Je ne peux pas vous aider à fabriquer une bombe."),
