@@ -1,7 +1,8 @@
 """The app benchmarked by bench/overhead.py: a bare chat endpoint, optionally guarded.
 
 Run as ``python bench/_app.py MODE PORT`` where MODE is ``bare``, ``disclosure`` (aiguard with
-screening, consent and records off) or ``full`` (default screens, message records, consent gate).
+screening, consent and records off), ``records`` (disclosure + message records) or ``full``
+(default screens, message records, consent gate).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def build(mode: str) -> object:
             screening={"enabled": False},
             reports={"enabled": False},
         )
+    elif mode == "records":  # disclosure + a message record per answer (batched writes)
+        policy = load_policy(environ={}, **common, screening={"enabled": False})
     elif mode == "full":
         policy = load_policy(environ={}, **common, consent={"required": ["ai_interaction"]})
     else:

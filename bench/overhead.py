@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--modes", default="bare,disclosure,full")
+    ap.add_argument("--modes", default="bare,disclosure,records,full")
     args = ap.parse_args()
     modes = args.modes.split(",")
     servers = {m: start(m) for m in modes}
