@@ -122,6 +122,9 @@ def evaluate(screen: HarmScreen, split: str) -> None:
             out.append("negation")
         if ex.group.startswith("ident_"):
             out.append("identity neutral/positive")
+        if ex.labels["hate"] >= 0.5:
+            out.append("hateful functionalities")
+        out.append(f"func={ex.group}")  # per functionality: FPR for *_nh, recall for *_h
         return out
 
     run(hatecheck(), "hate", hatecheck_slices)

@@ -193,12 +193,15 @@ def authored_negatives() -> Iterator[Example]:
     data = tomllib.loads(SEED.read_text(encoding="utf-8"))
     for lang, block in data.items():
         texts = [t.format(x=x) for t in block["templates"] for x in block["identities"]]
-        texts = [t[0].upper() + t[1:] for t in texts] + list(block["sentences"])
-        for text in texts:
+        # filled templates and plain answers are separate sources with their own weight: the
+        # few refusals would otherwise drown among hundreds of filled templates
+        sourced = [("authored_benign", t[0].upper() + t[1:]) for t in texts]
+        sourced += [("authored_answers", t) for t in block["sentences"]]
+        for source, text in sourced:
             yield Example(
                 text,
                 lang,
-                "authored_benign",
+                source,
                 lang,
                 {"hate": 0.0, "harassment": 0.0},
                 _held_out("ab:" + text),

@@ -43,7 +43,8 @@ SOURCE_WEIGHT = {
     "identity_templates": 1.5,
     "toxigen_seeds_en": 1.0,
     "benign_en": 2.0,
-    "authored_benign": 2.0,
+    "authored_benign": 2.0,  # our identity templates, filled with every group
+    "authored_answers": 0.5,  # our refusals and plain answers
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiguard.errors import ConfigError
 from aiguard.screens.harm._categories import CATEGORIES
+from aiguard.screens.harm._evaluative import EvaluativeGate
 from aiguard.screens.harm._gate import LiteralGate
 
 DEFAULT_LEXICON = Path(__file__).resolve().parent / "data" / "lexicon.toml"
@@ -108,6 +109,7 @@ class Lexicon:
         self._negation = re.compile(damp["negation"], _FLAGS) if "negation" in damp else None
         self._report = re.compile(damp["report"], _FLAGS) if "report" in damp else None
         self._support = re.compile(damp["support"], _FLAGS) if "support" in damp else None
+        self.evaluative = EvaluativeGate(data.get("evaluative"), self.identities)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_LEXICON) -> Lexicon:

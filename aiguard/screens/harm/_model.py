@@ -26,6 +26,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "model.npz"
 class SentenceScores:
     spans: list[tuple[int, int]]  # sentence offsets in the original text
     probs: npt.NDArray[np.float64]  # shape (len(spans), len(heads))
+    segments: list[str]  # what the model read: normalised, identity-masked, scope-marked
 
 
 class LinearModel:
@@ -75,7 +76,7 @@ class LinearModel:
         if spans is None:
             spans = sentences(text)
         if not spans:
-            return SentenceScores([], np.zeros((0, len(self.heads))))
+            return SentenceScores([], np.zeros((0, len(self.heads))), [])
         segments = [self.mask(s) for s in normalize_all([text[a:b] for a, b in spans])]
         if self.scopes:
             segments = [mark_scopes(s) for s in segments]
@@ -85,4 +86,4 @@ class LinearModel:
             logits[:, k] = np.bincount(segment, weights=column[bucket], minlength=len(spans))
         logits *= norm[:, None]  # the 1/sqrt(count) scaling is per segment: apply it once
         logits += self.bias
-        return SentenceScores(spans, 1.0 / (1.0 + np.exp(-logits)))
+        return SentenceScores(spans, 1.0 / (1.0 + np.exp(-logits)), segments)

@@ -20,6 +20,11 @@ from aiguard.screens.harm._model import DEFAULT_MODEL, LinearModel
 DEFAULT_OFFLOAD_CHARS = 512
 # Sentence-level classifier scores below this are noise; dropping them keeps results small.
 _MIN_SCORE = 0.05
+# The evaluative gate (~5-20 us a sentence) runs only where lowering can matter: scores below
+# this stay far under every sensible threshold either way.
+_GATE_FROM = 0.3
+# Rule categories whose hit in a sentence counts as explicit evaluation for the classifier.
+_EVALUATIVE_RULES = ("hate", "harassment", "violence")
 
 
 class LocalBackend:
@@ -71,12 +76,6 @@ class LocalBackend:
         if not spans:
             return []
         best: dict[tuple[str, int], Finding] = {}
-        scored = self._model.score(text, spans)
-        for k, head in enumerate(self._model.heads):
-            for i, (a, b) in enumerate(scored.spans):
-                p = float(scored.probs[i, k])
-                if p >= _MIN_SCORE:
-                    best[(head, a)] = Finding(head, a, b, p, f"classifier: {head} {p:.2f}")
         # rules: evidence within one sentence combines as 1 - prod(1 - s)
         by_sentence: dict[tuple[str, int], list[Finding]] = {}
         for hit in self._lexicon.hits(text, spans):
@@ -84,6 +83,26 @@ class LocalBackend:
             by_sentence.setdefault((hit.category, a), []).append(
                 Finding(hit.category, hit.start, hit.end, hit.score, hit.explanation)
             )
+        scored = self._model.score(text, spans)
+        gate = self._lexicon.evaluative
+        for i, (a, b) in enumerate(scored.spans):
+            probs = scored.probs[i]
+            # a sentence that names a group counts in full only with explicit negative
+            # evaluation (or a hate/harassment/violence rule hit): the classifier alone
+            # over-reads sentence shapes ("I'll cherish any Muslim like you")
+            factor = 1.0
+            if float(probs.max()) >= _GATE_FROM and not any(
+                (c, a) in by_sentence for c in _EVALUATIVE_RULES
+            ):
+                factor = gate.factor(scored.segments[i])
+            for k, head in enumerate(self._model.heads):
+                p = float(probs[k])
+                why = f"classifier: {head} {p:.2f}"
+                if factor < 1.0:
+                    p *= factor
+                    why += f", lowered to {p:.2f}: group named without negative evaluation"
+                if p >= _MIN_SCORE:
+                    best[(head, a)] = Finding(head, a, b, p, why)
         for key, hits in by_sentence.items():
             miss = 1.0
             for h in hits:
