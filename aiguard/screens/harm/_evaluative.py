@@ -66,19 +66,22 @@ class EvaluativeGate:
         ]
         latin = [rf"(?<![\w{NEGATED}{QUOTED}])(?:{_by_first_letter(words)})(?!\w)"] if words else []
         latin += [rf"(?:{_by_first_letter(parts)})(?!\w)"] if parts else []
-        cjk = [alt for lang, alt in negative.items() if lang in _CJK_LANGS]
+        cjk = [_by_first_letter(_split(a)) for lang, a in negative.items() if lang in _CJK_LANGS]
+        # Chinese has no scope marks: a term right after one of these does not count
+        negations: Mapping[str, list[str]] = section.get("negation", {})
+        self._cjk_negations = tuple(n for lang in _CJK_LANGS for n in negations.get(lang, ()))
         # searched in the whole sentence: profanity and slurs (hostile even under negation,
         # though not inside quotes); Chinese negated positives ("不配", "不是人")
-        anywhere = [rf"(?<![\w{QUOTED}]){NEGATED}?(?:{alt})(?!\w)" for alt in always.values()]
+        slurs = _by_first_letter([i for alt in always.values() for i in _split(alt)])
+        anywhere = [rf"(?<![\w{QUOTED}]){NEGATED}?(?:{slurs})(?!\w)"] if slurs else []
         anywhere += [alt for lang, alt in positive.items() if lang in _CJK_LANGS]
         # searched in each denied clause: a positive word denied ("not equal", "don't respect")
         # unless the clause also denies something negative ("not worth any less", "never
         # tolerate the murder of"): a double negation praises
-        denied = [
-            rf"(?<![\w{QUOTED}])(?:{alt})(?!\w)"
-            for lang, alt in positive.items()
-            if lang not in _CJK_LANGS
-        ]
+        praise = _by_first_letter(
+            [i for lang, alt in positive.items() if lang not in _CJK_LANGS for i in _split(alt)]
+        )
+        denied = [rf"(?<![\w{QUOTED}])(?:{praise})(?!\w)"] if praise else []
         # one pattern per script: a big alternation costs ~1 us per character tried
         self._latin = _compile(latin)
         self._cjk = _compile(cjk)
@@ -111,7 +114,7 @@ class EvaluativeGate:
         asserted = _DENIED_CLAUSE.sub(" ", segment).replace(NEGATED, "")
         if QUOTED in asserted:  # quoted words are mentions, never evidence
             asserted = _QUOTED_WORD.sub(" ", asserted)
-        if negative is not None and negative.search(asserted):
+        if negative is not None and self._asserts(negative, asserted, cjk):
             return 1.0
         if self._denied_positive is not None and not cjk:
             for m in _DENIED_CLAUSE.finditer(segment):
@@ -125,6 +128,15 @@ class EvaluativeGate:
         # Chinese posts carry stance in particles and irony the word list cannot see (COLD
         # recall fell from 0.85 to 0.67 with the Latin factor), so only marginal scores drop
         return self.cjk_factor if cjk else self.latin_factor
+
+    def _asserts(self, negative: re.Pattern[str], text: str, cjk: bool) -> bool:
+        if not cjk:
+            return negative.search(text) is not None
+        # a lookbehind per negation at every character would cost more than this loop over
+        # the (few) matches
+        return any(
+            not text.endswith(self._cjk_negations, 0, m.start()) for m in negative.finditer(text)
+        )
 
 
 def _compile(alternatives: list[str]) -> re.Pattern[str] | None:

@@ -150,7 +150,7 @@ def fake_server() -> Iterator[tuple[FakeOpenAI, str]]:
 
 @pytest.mark.anyio
 async def test_chat_openai_against_fake_server(fake_server: tuple[FakeOpenAI, str]) -> None:
-    import langchain_openai
+    import langchain_openai  # type: ignore[import-not-found, unused-ignore]
 
     server, url = fake_server
     server.chat_reply = '{"flagged": true, "categories": {"hate": 0.88}}'

@@ -16,6 +16,8 @@ from tests.servers import serve
 
 pytestmark = pytest.mark.anyio
 CTX = ScreenContext()
+Fake = tuple[FakeOpenAI, str]
+Make = Callable[..., OpenAIModerationBackend]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,9 @@ async def backend() -> AsyncIterator[Callable[..., OpenAIModerationBackend]]:
         await b.aclose()
 
 
-async def test_scores_map_onto_our_categories_with_subcategories_rolled_up(fake, backend) -> None:
+async def test_scores_map_onto_our_categories_with_subcategories_rolled_up(
+    fake: Fake, backend: Make
+) -> None:
     server, url = fake
     b = backend(url, model="omni-moderation-2024-09-26")
     await b.load()
@@ -69,7 +73,7 @@ async def test_scores_map_onto_our_categories_with_subcategories_rolled_up(fake,
     assert sent["auth"] == "Bearer sk-test"
 
 
-async def test_screen_blocks_with_whole_text_spans(fake, backend) -> None:
+async def test_screen_blocks_with_whole_text_spans(fake: Fake, backend: Make) -> None:
     _, url = fake
     screen = build_harm_screen(
         {"backend": "openai", "api_key": "sk-test", "base_url": url, "max_retries": 0}
@@ -89,7 +93,7 @@ async def test_screen_blocks_with_whole_text_spans(fake, backend) -> None:
     assert clean.verdict is Verdict.ALLOW and clean.spans == ()
 
 
-async def test_thresholds_are_configurable(fake, backend) -> None:
+async def test_thresholds_are_configurable(fake: Fake, backend: Make) -> None:
     _, url = fake
     screen = HarmScreen(backend=backend(url), thresholds={"hate": 0.95, "harassment": 0.6})
     await screen.load()
@@ -97,7 +101,7 @@ async def test_thresholds_are_configurable(fake, backend) -> None:
     assert [s.label for s in result.spans] == ["harassment"]
 
 
-async def test_http_500_raises_screen_error(fake, backend) -> None:
+async def test_http_500_raises_screen_error(fake: Fake, backend: Make) -> None:
     server, url = fake
     screen = HarmScreen(backend=backend(url))
     await screen.load()
@@ -107,7 +111,7 @@ async def test_http_500_raises_screen_error(fake, backend) -> None:
     assert len(server.requests) == before + 1  # max_retries=0: one attempt
 
 
-async def test_retries_are_honoured(fake, backend) -> None:
+async def test_retries_are_honoured(fake: Fake, backend: Make) -> None:
     server, url = fake
     screen = HarmScreen(backend=backend(url, max_retries=1))
     await screen.load()
@@ -117,7 +121,7 @@ async def test_retries_are_honoured(fake, backend) -> None:
     assert len(server.requests) == before + 2
 
 
-async def test_timeout_raises_screen_error_promptly(fake, backend) -> None:
+async def test_timeout_raises_screen_error_promptly(fake: Fake, backend: Make) -> None:
     _, url = fake
     screen = HarmScreen(backend=backend(url, timeout=0.3))
     await screen.load()
