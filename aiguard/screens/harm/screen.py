@@ -59,6 +59,11 @@ class HarmScreen:
         return build_harm_screen(config)
 
     @property
+    def io_bound(self) -> bool:
+        """Remote backends wait on the network: let the pipeline run other screens meanwhile."""
+        return self.backend.name != "local"
+
+    @property
     def _spans(self) -> SpanBackend | None:
         # runtime Protocol checks cost ~50 us each: decide once per backend, not per answer
         if self._span_backend is None or self._span_backend[0] is not self.backend:
