@@ -92,6 +92,8 @@ class Responder:
         self._decoder: SSEDecoder | None = None
         self._text_decoder: codecs.IncrementalDecoder | None = None
         self._streams: dict[int, StreamScreener] = {}
+        self._raw: list[bytes] = []  # unscreened stream bytes kept for the record
+        self._raw_size = 0
         self._openai = rule.format in ("auto", "openai")
         self._chunk_id = "chatcmpl-" + self.message_id[4:]
 
@@ -383,18 +385,29 @@ class Responder:
             await self._body_out(b"".join(out))
 
     async def _forward_sse(self, message: Message, more: bool) -> None:
-        """Nothing to screen: forward upstream bytes as they are, reading text only to record."""
-        if self.rt.records is not None:
-            assert self._decoder is not None
-            events = self._decoder.feed(message.get("body", b""))
-            if not more:
-                events.extend(self._decoder.flush())
-            for event in events:
-                if event.data.startswith("{"):
-                    self._collect_text(event.data)
+        """Nothing to screen: forward upstream bytes as they are.
+
+        The text is only needed for the message record, so the raw bytes are kept (bounded)
+        and decoded once after the stream, not event by event on the way through.
+        """
+        if self.rt.records is not None and self._raw_size <= self.rt.policy.max_body_bytes:
+            chunk = message.get("body", b"")
+            self._raw.append(chunk)
+            self._raw_size += len(chunk)
         if not more:
             self.mode = "done"
         await self._send(message)
+
+    def _collect_raw(self) -> None:
+        if not self._raw:
+            return
+        assert self._decoder is not None
+        events = self._decoder.feed(b"".join(self._raw))
+        events.extend(self._decoder.flush())
+        self._raw = []
+        for event in events:
+            if event.data.startswith("{"):
+                self._collect_text(event.data)
 
     def _collect_text(self, data: str) -> None:
         try:
@@ -641,6 +654,7 @@ class Responder:
         elif self.mode == "json" and self._start is not None:
             await self._release_unmodified(False)
         if self._record and self.rt.records is not None:
+            self._collect_raw()
             self.rt.records.add(self.record())
 
     def record(self) -> MessageRecord:

@@ -11,8 +11,8 @@ import codecs
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+@dataclass(slots=True, eq=True)
+class SSEEvent:  # not frozen: built once per event on the hot path, never mutated
     data: str
     event: str = ""
     id: str | None = None
@@ -76,12 +76,31 @@ class SSEDecoder:
             self._pending_cr = False
             if text[0] == "\n":
                 text = text[1:]
-        events: list[SSEEvent] = []
         buf = self._line + text
+        if "\r" in buf:
+            lines, self._line = self._split_any(buf)
+        else:  # the common case: "\n" line ends, split in C
+            lines = buf.split("\n")
+            self._line = lines.pop()
+        events: list[SSEEvent] = []
+        for line in lines:
+            if not line:
+                ev = self._dispatch()
+                if ev is not None:
+                    events.append(ev)
+            elif line[0] == ":":
+                if not self._seen:  # keep-alives between events are forwarded, in order
+                    events.append(SSEEvent("", comment=line[1:]))
+            else:
+                self._field(line)
+        return events
+
+    def _split_any(self, buf: str) -> tuple[list[str], str]:
+        """Split on CRLF, CR or LF; a trailing CR may be the first half of a CRLF."""
+        lines: list[str] = []
         start = 0
         n = len(buf)
         while True:
-            # find the next line terminator: \r\n, \r or \n
             i_n = buf.find("\n", start)
             i_r = buf.find("\r", start)
             if i_n < 0 and i_r < 0:
@@ -95,19 +114,9 @@ class SSEDecoder:
                 else:
                     nxt = i_r + 1
                     self._pending_cr = True
-            line = buf[start:end]
+            lines.append(buf[start:end])
             start = nxt
-            if line and line[0] == ":":
-                if not self._seen:  # keep-alives between events are forwarded, in order
-                    events.append(SSEEvent("", comment=line[1:]))
-            elif line:
-                self._field(line)
-            else:
-                ev = self._dispatch()
-                if ev is not None:
-                    events.append(ev)
-        self._line = buf[start:]
-        return events
+        return lines, buf[start:]
 
     def _field(self, line: str) -> None:
         name, sep, value = line.partition(":")

@@ -522,3 +522,44 @@ async def test_abort_wrapped_in_an_exception_group_is_not_an_upstream_failure(
 
     rec = await call(guard(app, tmp_path), {"message": "q"}, path="/chat")
     assert rec.status == 200 and "upstream app failed" not in caplog.text
+
+
+class _Records:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def add(self, record: Any) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_every_guarded_answer_is_recorded_with_the_text_sent(
+    tmp_path: Path, stream: bool
+) -> None:
+    from aiguard import Runtime
+
+    async def ep(request: Request) -> Response:
+        if not stream:
+            return JSONResponse(completion("Paris."))
+
+        async def gen() -> Any:
+            for tok in ("Par", "is", "."):
+                yield sse_chunk(tok)
+            yield sse_chunk(None, "stop")
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    rt = Runtime(make_policy(tmp_path))
+    records = _Records()
+    rt.records = records  # type: ignore[assignment]
+    app = AIGuardMiddleware(
+        Starlette(routes=[Route("/v1/chat/completions", ep, methods=["POST"])]), runtime=rt
+    )
+    rec = await call(app, chat(stream=stream), headers={"x-aiguard-subject": "ann"})
+    (record,) = records.records
+    assert record.message_id == rec.headers["x-aiguard-message-id"]
+    assert record.answer.startswith(EN_DISCLOSURE) and record.answer.endswith("Paris.")
+    assert record.streamed is stream and record.status == 200
+    assert record.disclosure["id"] == "disclosure" and record.verdict == "unscreened"
+    assert "ann" not in record.subject_id
