@@ -14,10 +14,11 @@ from aiguard.screens.harm._lexicon import DEFAULT_LEXICON, Lexicon
 from aiguard.screens.harm._model import DEFAULT_MODEL, LinearModel
 
 # Measured on an idle core: ~0.21 ms for 100 chars (fixed numpy/regex overhead), 0.25 ms for 200,
-# 0.33 ms for 400, ~0.5 ms per KB; an anyio thread hop costs ~0.14 ms. Streamed windows
-# (screening.window_chars, 200 by default) cost about one hop, so they run inline; whole answers
-# above 512 chars go to a worker thread so the event loop never stalls for more than ~0.35 ms.
-DEFAULT_OFFLOAD_CHARS = 512
+# 0.33 ms for 400, ~0.5 ms per KB; an anyio thread hop costs ~0.14 ms when idle. Under load the
+# hop costs far more: the worker holds the GIL and the loop thread waits for it (switch interval
+# 5 ms). bench/overhead.py "full" on uvicorn: offloading above 512 chars gave 366 req/s, above
+# 4096 chars 752 req/s. So only long answers (~2 ms of work) go to a worker thread.
+DEFAULT_OFFLOAD_CHARS = 4096
 # Sentence-level classifier scores below this are noise; dropping them keeps results small.
 _MIN_SCORE = 0.05
 # The evaluative gate (~5-20 us a sentence) runs only where lowering can matter: scores below
