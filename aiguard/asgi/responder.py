@@ -304,7 +304,8 @@ class Responder:
                 meta["screening"] = results[0] if len(results) == 1 else results
             if isinstance(obj.get("model"), str):
                 self.model = obj["model"]
-            obj["aiguard"] = meta
+            if self.rt.policy.disclosure.metadata:
+                obj["aiguard"] = meta
             return jsoncodec.dumps(obj)
         if self.rule.format in ("auto", "json"):
             value = fieldpath.get(obj, self.rule.field)

@@ -125,6 +125,12 @@ async def test_mode_every_vs_first_on_plain_json(
     assert second["answer"].endswith("42")
 
 
+async def test_metadata_off_leaves_the_body_shape_alone(tmp_path: Path) -> None:
+    app = guard(json_app(completion()), tmp_path, disclosure={"metadata": False})
+    rec = await call(app, chat())
+    assert "aiguard" not in rec.json() and "ai-disclosure" in rec.headers
+
+
 async def test_mode_off_keeps_machine_readable_parts(tmp_path: Path) -> None:
     app = guard(json_app(completion()), tmp_path, disclosure={"mode": "off"})
     rec = await call(app, chat())
