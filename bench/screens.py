@@ -155,7 +155,7 @@ async def main_async(n: int, seed: int) -> None:
         results[screen.name] = await timed(answers, lambda t, s=screen: s.screen(t, ctx))
         print(row(f"screen {screen.name}", results[screen.name]))
     results["pipeline"] = await timed(answers, lambda t: pipeline.screen(t, ctx))
-    print(row("pipeline (all, concurrent)", results["pipeline"]))
+    print(row("pipeline (all screens)", results["pipeline"]))
 
     calls: list[int] = []
     ratio: list[float] = []
