@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -72,6 +73,24 @@ def _translated() -> Iterator[None]:
         raise StoreError(f"sqlite: {exc}") from exc
 
 
+def _enable_wal(conn: sqlite3.Connection, busy: float) -> None:
+    """Switch a new file to WAL. The switch needs an exclusive lock and SQLite does not run the
+    busy handler for it, so processes opening a fresh file together get "database is locked"
+    at once: retry until ``busy`` runs out (this runs in a worker thread, never on the loop)."""
+    deadline = time.monotonic() + busy
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def _open(path: Path, busy: float, sync: str) -> sqlite3.Connection:
     with _translated():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +100,7 @@ def _open(path: Path, busy: float, sync: str) -> sqlite3.Connection:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn, busy)
             conn.execute(f"PRAGMA synchronous = {sync}")
             conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
