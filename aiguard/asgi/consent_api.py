@@ -20,7 +20,6 @@ Every error is ``application/problem+json``; nothing is written when a request i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -34,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 from aiguard.asgi.auth import bearer_check
 from aiguard.asgi.identity import RequestIdentity
 from aiguard.asgi.problem import problem
+from aiguard.asgi.requests import read_json_object, request_identity
 from aiguard.policy.models import Policy
 from aiguard.policy.prompts import Catalogue
 from aiguard.services.consent import (
@@ -112,41 +112,6 @@ def _validation_problem(exc: ValidationError) -> Response:
     )
 
 
-async def _read_json(request: Request, *, allow_empty: bool = False) -> dict[str, Any] | Response:
-    """The request's JSON object, or the problem response explaining why not."""
-    declared = request.headers.get("content-length")
-    too_large = problem(
-        413, "body_too_large", "Request body too large", f"limit {MAX_BODY_BYTES} bytes"
-    )
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return too_large
-    if not body.strip() and allow_empty:
-        return {}
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        return problem(415, "unsupported_media_type", "Send application/json")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return problem(400, "invalid_json", "Body is not valid JSON", str(exc))
-    if not isinstance(data, dict):
-        return problem(400, "invalid_json", "Body must be a JSON object")
-    return data
-
-
-def _identity(request: Request) -> RequestIdentity | Response:
-    identity: RequestIdentity | None = request.scope.get("aiguard.identity")
-    if identity is None:
-        # the middleware always sets it under the prefix: a wiring bug, not the caller's
-        return problem(500, "identity_missing", "Request identity missing")
-    return identity
-
-
 def _not_ready() -> Response:
     resp = problem(503, "not_ready", "The consent ledger is starting up")
     resp.headers["Retry-After"] = "1"
@@ -186,7 +151,7 @@ def routes(runtime: ConsentRuntime) -> list[BaseRoute]:
     )
 
     async def status(request: Request) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if isinstance(identity, Response):
             return identity
         service = runtime.consent
@@ -195,10 +160,10 @@ def routes(runtime: ConsentRuntime) -> list[BaseRoute]:
         return _json(await service.status(identity.subject_id, identity.locale))
 
     async def record(request: Request) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if isinstance(identity, Response):
             return identity
-        data = await _read_json(request)
+        data = await read_json_object(request, MAX_BODY_BYTES)
         if isinstance(data, Response):
             return data
         try:
@@ -233,10 +198,10 @@ def routes(runtime: ConsentRuntime) -> list[BaseRoute]:
         return _json({"records": [r.as_dict() for r in records]}, 201)
 
     async def withdraw(request: Request) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if isinstance(identity, Response):
             return identity
-        data = await _read_json(request, allow_empty=True)
+        data = await read_json_object(request, MAX_BODY_BYTES, allow_empty=True)
         if isinstance(data, Response):
             return data
         try:

@@ -20,7 +20,6 @@ like an unknown one, so ids cannot be probed.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from aiguard.asgi.auth import bearer_check
 from aiguard.asgi.problem import problem
+from aiguard.asgi.requests import read_json_object, request_identity
 from aiguard.errors import StoreError
 from aiguard.policy.models import Policy
 from aiguard.services.reports import (
@@ -37,7 +37,6 @@ from aiguard.services.reports import (
     InvalidReport,
     NotFound,
     RateLimited,
-    Reporter,
     ReportService,
 )
 
@@ -68,44 +67,10 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return JSONResponse(data, status_code=status, headers={**_NO_STORE, **(headers or {})})
 
 
-def _too_large(limit: int) -> Response:
-    return problem(413, "body_too_large", "Request body too large", f"limit {limit} bytes")
-
-
 def body_limit(policy: Policy) -> int:
     rp = policy.reports
     chars = max(rp.comment_max_chars + rp.correction_max_chars, rp.reply_max_chars)
     return _BYTES_PER_CHAR * chars + _BODY_SLACK
-
-
-async def _read_json(request: Request, limit: int) -> dict[str, Any] | Response:
-    """The request's JSON object, or the problem response explaining why not."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        return problem(415, "unsupported_media_type", "Send application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _too_large(limit)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return problem(400, "invalid_json", "Body is not valid JSON")
-    if not isinstance(data, dict):
-        return problem(400, "invalid_json", "Body must be a JSON object")
-    return data
-
-
-def _identity(request: Request) -> Reporter | Response:
-    identity: Reporter | None = request.scope.get("aiguard.identity")
-    if identity is None:
-        # the middleware always sets it under the prefix: this is a wiring bug, not the caller's
-        return problem(500, "identity_missing", "Request identity missing")
-    return identity
 
 
 def _store_down(exc: StoreError) -> Response:
@@ -142,10 +107,10 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
     )
 
     async def submit(request: Request) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if isinstance(identity, Response):
             return identity
-        data = await _read_json(request, limit)
+        data = await read_json_object(request, limit)
         if isinstance(data, Response):
             return data
         service = runtime.reports
@@ -185,7 +150,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         )
 
     async def status(request: Request) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if isinstance(identity, Response):
             return identity
         service = runtime.reports
@@ -227,7 +192,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
         denied = provider_denied(request)
         if denied is not None:
             return denied
-        data = await _read_json(request, limit)
+        data = await read_json_object(request, limit)
         if isinstance(data, Response):
             return data
         service = runtime.reports
