@@ -468,6 +468,8 @@ class Responder:
     async def _openai_chunk(self, obj: dict[str, Any], event: SSEEvent, out: list[bytes]) -> bool:
         if isinstance(obj.get("model"), str):
             self.model = obj["model"]
+        # re-encoded chunks share the id of aiguard's opening chunk: one answer, one id
+        obj["id"] = self._chunk_id
         keep = bool(obj.get("usage")) or any(
             k
             not in (

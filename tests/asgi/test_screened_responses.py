@@ -100,6 +100,7 @@ async def test_email_split_across_chunks_is_redacted(tmp_path: Path, split: int)
     assert "john.doe" not in text and "example.com" not in text
     assert "[EMAIL]" in text and text.endswith("for help. Thanks.")
     assert evs[-1] == "[DONE]"
+    assert len({e["id"] for e in evs if isinstance(e, dict)}) == 1  # one answer, one id
 
 
 async def test_block_mid_stream_ends_with_content_filter_and_done(tmp_path: Path) -> None:
