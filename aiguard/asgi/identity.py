@@ -53,6 +53,7 @@ def load_secret(policy: IdentityPolicy) -> bytes:
 
 
 _MEMO_MAX = 65_536
+_MEMO_KEY_MAX = 256
 
 
 class Pseudonymizer:
@@ -64,10 +65,11 @@ class Pseudonymizer:
     def _hmac(self, raw: str) -> str:
         found = self._memo.get(raw)
         if found is None:
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
             found = hmac.digest(self._secret, raw.encode("utf-8"), "sha256").hex()[:32]
-            self._memo[raw] = found
+            if len(raw) <= _MEMO_KEY_MAX:  # a huge raw id must not pin memory
+                if len(self._memo) >= _MEMO_MAX:
+                    self._memo.clear()
+                self._memo[raw] = found
         return found
 
     def subject(self, raw: str) -> str:
@@ -82,7 +84,7 @@ class Pseudonymizer:
 
     def unsign(self, token: str) -> str | None:
         value, _, _ = token.rpartition(".")
-        if not value or len(token) > 200 or not value.isascii():
+        if not value or len(token) > 200 or not token.isascii():
             return None
         return value if hmac.compare_digest(self.sign(value), token) else None
 

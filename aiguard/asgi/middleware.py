@@ -101,12 +101,22 @@ class AIGuardMiddleware:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            try:
+                await runtime.ensure_started()
+            except Exception as exc:  # report it the ASGI way; the server then refuses to start
+                log.exception("aiguard could not start")
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                return
+        replayed = False
 
         async def wrapped_receive() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await runtime.ensure_started()
-            return message
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
 
         async def wrapped_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete" and runtime.started:
@@ -136,8 +146,11 @@ class AIGuardMiddleware:
         wanted = self._wanted_headers
         found: dict[bytes, str] = {}
         for key, value in scope["headers"]:
-            if key in wanted and key not in found:
-                found[key] = value.decode("latin-1")
+            if key in wanted:
+                if key not in found:
+                    found[key] = value.decode("latin-1")
+                elif key == b"cookie":  # HTTP/2 may split cookies over several fields
+                    found[key] += "; " + value.decode("latin-1")
         return found
 
     def _identify(

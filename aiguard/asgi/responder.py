@@ -93,6 +93,7 @@ class Responder:
         self._text_decoder: codecs.IncrementalDecoder | None = None
         self._streams: dict[int, StreamScreener] = {}
         self._raw: list[bytes] = []  # unscreened stream bytes kept for the record
+        self._json_events = False  # a non-OpenAI stream whose events are JSON objects
         self._raw_size = 0
         self._openai = rule.format in ("auto", "openai")
         self._chunk_id = "chatcmpl-" + self.message_id[4:]
@@ -139,7 +140,7 @@ class Responder:
             if lower in drop:
                 continue
             if lower == b"vary":
-                vary = value
+                vary = vary + b", " + value if vary else value
                 continue
             headers.append((key, value))
         if policy.disclosure.header:
@@ -235,6 +236,8 @@ class Responder:
                 await self._body_out(prefix.encode("utf-8"))
 
     async def _body_out(self, data: bytes, more: bool = True) -> None:
+        if not more:
+            self._complete = True
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
     # -- JSON -----------------------------------------------------------------------------------
@@ -351,7 +354,7 @@ class Responder:
                 return
             payload: dict[str, Any] = {}
             if prefix:
-                payload[self.rule.field] = prefix
+                payload = _nest(self.rule.field, prefix)
             if meta is not None:
                 payload["aiguard"] = meta
             self._sent_text.append(prefix)
@@ -449,9 +452,10 @@ class Responder:
         if isinstance(obj, dict) and not self._openai:
             value = fieldpath.get(obj, self.rule.field)
             if isinstance(value, str):
+                self._json_events = True
                 step = await self._push(0, value)
                 if step.blocked:
-                    out.append(encode_event(_dumps({self.rule.field: step.release})))
+                    out.append(self._tail(0, step.release, blocked=True))
                     return True
                 if step.release:
                     fieldpath.set_(obj, self.rule.field, step.release)
@@ -507,15 +511,19 @@ class Responder:
             if choice.get("finish_reason"):
                 finishing.append(index)
                 keep = True
+                step = await self._finish(index)
+                released = delta.get("content", "") if isinstance(delta, dict) else ""
+                if step.blocked:
+                    if released:  # what this chunk released still goes first
+                        out.append(self._sse_chunk(released, index=index))
+                    out.append(self._blocked_tail(index, step.release))
+                    return True
+                if step.release:  # the held-back tail follows this chunk's own text
+                    if not isinstance(delta, dict):
+                        delta = choice["delta"] = {}
+                    delta["content"] = released + step.release
             if choice.get("logprobs"):
                 keep = True
-        for index in finishing:
-            step = await self._finish(index)
-            if step.blocked:
-                out.append(self._blocked_tail(index, step.release))
-                return True
-            if step.release:
-                out.append(self._sse_chunk(step.release, index=index))
         result = self._screening()
         if finishing and result is not None:
             obj["aiguard"] = {"message_id": self.message_id, "screening": result.to_json()}
@@ -538,7 +546,8 @@ class Responder:
 
     async def _push(self, index: int, text: str) -> StreamStep:
         if self._screener is None:
-            self._sent_text.append(text)
+            if index == 0:
+                self._sent_text.append(text)
             return StreamStep(text)
         stream = self._streams.get(index)
         if stream is None:
@@ -556,7 +565,7 @@ class Responder:
         return step
 
     def _note(self, index: int, step: StreamStep, stream: StreamScreener | None = None) -> None:
-        if step.release:
+        if step.release and index == 0:  # the record is of choice 0, like its metadata
             self._sent_text.append(step.release)
         if index == 0 and self._stream0 is None:
             self._stream0 = stream or self._streams.get(0)
@@ -567,17 +576,24 @@ class Responder:
             return self._stream0.result()
         return self._result
 
+    def _tail(self, index: int, text: str, *, blocked: bool = False) -> bytes:
+        """Held-back text (or a block's replacement) in the shape of this stream's events."""
+        if self._openai:
+            return (
+                self._blocked_tail(index, text) if blocked else self._sse_chunk(text, index=index)
+            )
+        if self._json_events:
+            return encode_event(_dumps(_nest(self.rule.field, text)))
+        return encode_event(text)
+
     async def _finish_streams(self, out: list[bytes]) -> bool:
         for index in sorted(self._streams):
             step = await self._finish(index)
             if step.blocked:
-                out.append(self._blocked_tail(index, step.release))
+                out.append(self._tail(index, step.release, blocked=True))
                 return True
             if step.release:
-                if self._openai:
-                    out.append(self._sse_chunk(step.release, index=index))
-                else:
-                    out.append(encode_event(step.release))
+                out.append(self._tail(index, step.release))
         return False
 
     # -- text streams ---------------------------------------------------------------------------
@@ -613,9 +629,9 @@ class Responder:
             self.message_id,
             exc,
         )
-        self._record = False
         if self._complete:
-            return  # the app had already finished its response (e.g. Starlette's 500 page)
+            return  # the answer was complete (a failing background task, Starlette's 500 page)
+        self._record = False
         if self.mode in ("init", "json"):
             self.mode = "done"
             response = problem(
@@ -679,6 +695,17 @@ class Responder:
             answer="".join(self._sent_text),
             created_at=self.created,
         )
+
+
+def _nest(path: str, value: str) -> dict[str, Any]:
+    """``{"data": {"reply": value}}`` for ``data.reply``: the shape the field path reads."""
+    out: dict[str, Any] = {}
+    node = out
+    steps = path.split(".")
+    for step in steps[:-1]:
+        node = node.setdefault(step, {})
+    node[steps[-1]] = value
+    return out
 
 
 def _is_utf8(ctype: str) -> bool:
