@@ -170,7 +170,7 @@ def routes(runtime: ReportsRuntime) -> list[BaseRoute]:
             return denied
         raw_cursor = request.query_params.get("cursor") or "0"
         raw_limit = request.query_params.get("limit") or str(DEFAULT_PULL_LIMIT)
-        if not raw_cursor.isdigit() or len(raw_cursor) > 19:
+        if not raw_cursor.isdigit() or len(raw_cursor) > 19 or int(raw_cursor) >= 2**63:
             return problem(400, "invalid_parameter", "Invalid cursor", parameter="cursor")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PULL_LIMIT:
             return problem(

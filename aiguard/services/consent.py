@@ -117,7 +117,7 @@ _VERIFY = (
     f"SELECT {', '.join('r.' + f for f in RECORD_FIELDS)}, k.key AS subject_key"  # noqa: S608
     " FROM consent_records r"
     " LEFT JOIN consent_subject_keys k ON k.subject_id = r.subject_id"
-    " WHERE r.seq <= ? ORDER BY r.seq"
+    " WHERE r.seq > ? AND r.seq <= ? ORDER BY r.seq"
 )
 _METHOD = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,31}$")
 _SALT_SETTING = "evidence_salt"
@@ -130,13 +130,16 @@ def utc_now() -> str:
 
 def to_timestamp(value: datetime | date | str) -> str:
     """Normalise a ``since``/``until`` bound to the ledger's timestamp format (naive = UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError as exc:  # e.g. year 1 with a positive offset
+        raise ValueError(f"timestamp out of range: {value}") from exc
 
 
 @lru_cache(maxsize=64)
@@ -392,12 +395,33 @@ class ConsentService:
             return VerifyReport(False, 0, "", None, None, "the chain head row is missing")
         head_seq, head_hash = int(head["seq"]), str(head["hash"])
         verifier = chain.ChainVerifier()
-        # rows past the head read above belong to writes that committed after it: not ours
-        rows = self.db.iterate(_VERIFY, head_seq, batch=2000)
-        async with aclosing(cast(AsyncGenerator[Row, None], rows)) as it:
-            async for row in it:
-                if not verifier.feed(row):
-                    break
+        done = 0
+        for _ in range(5):  # writers may commit while we walk: follow the head a few times
+            rows = self.db.iterate(_VERIFY, done, head_seq, batch=2000)
+            async with aclosing(cast(AsyncGenerator[Row, None], rows)) as it:
+                async for row in it:
+                    if not verifier.feed(row):
+                        return verifier.finish(head_seq, head_hash)
+            done = head_seq
+            # a row past the head is not part of the chain, yet the gate would read it
+            stray = await self.db.fetchone(
+                "SELECT seq, record_id FROM consent_records WHERE seq > ? ORDER BY seq LIMIT 1",
+                head_seq,
+            )
+            if stray is None:
+                break
+            head = await self.db.fetchone("SELECT seq, hash FROM consent_chain_head WHERE id = 1")
+            assert head is not None
+            if int(head["seq"]) <= head_seq:  # the head did not move: the row was inserted
+                return VerifyReport(
+                    False,
+                    verifier.count,
+                    head_hash,
+                    int(stray["seq"]),
+                    str(stray["record_id"]),
+                    "record past the chain head: inserted outside the ledger",
+                )
+            head_seq, head_hash = int(head["seq"]), str(head["hash"])
         return verifier.finish(head_seq, head_hash)
 
     # ---------------------------------------------------------------- export ---------------

@@ -220,9 +220,14 @@ class RecordWriter:
         failures = 0
         delay = self._interval
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            if failures:  # backing off: a full queue must not turn each answer into a retry
+                await self._backoff(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
+            if self._stopping:
+                break
             try:
                 while self._queue:
                     await self._write_batch()
@@ -232,6 +237,17 @@ class RecordWriter:
                 failures += 1
                 delay = min(5.0, self._interval * 2**failures)
                 log.exception("writing message records failed (%d in a row)", failures)
+
+    async def _backoff(self, delay: float) -> None:
+        """Sleep ``delay`` seconds; only ``stop()`` cuts it short (answers' wake-ups do not)."""
+        deadline = asyncio.get_running_loop().time() + delay
+        while not self._stopping:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            self._wake.clear()
 
     async def _write_batch(self) -> int:
         async with self._write_lock:

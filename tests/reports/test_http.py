@@ -240,6 +240,8 @@ def test_bad_input_gets_problem_json_and_stores_nothing(tmp_path: Path) -> None:
             client.get("/aiguard/provider/reports?cursor=-1", headers=PROVIDER).status_code == 400
         )
         assert client.get("/aiguard/provider/reports?limit=0", headers=PROVIDER).status_code == 400
+        too_far = client.get("/aiguard/provider/reports?cursor=" + "9" * 19, headers=PROVIDER)
+        assert too_far.status_code == 400  # beyond int64: the store could not even compare it
         missing = client.post(
             "/aiguard/provider/reports/rep_x/resolution",
             json={"outcome": "corrected"},
