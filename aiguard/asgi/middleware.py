@@ -197,7 +197,7 @@ class AIGuardMiddleware:
     # -- guarded chat routes --------------------------------------------------------------------
 
     async def _guard(self, rule: RouteRule, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self._ready(send):
+        if not self.runtime.started and not await self._ready(send):
             return
         chunks: list[bytes] = []
         size = 0
@@ -285,7 +285,7 @@ class AIGuardMiddleware:
     # -- aiguard's own API ----------------------------------------------------------------------
 
     async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await self._ready(send):
+        if not self.runtime.started and not await self._ready(send):
             return
         identity = self._identify(scope, self._read_headers(scope), None)
         scope = {**scope, "aiguard.identity": identity}
