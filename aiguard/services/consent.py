@@ -9,7 +9,8 @@
   at once when this process records or erases anything for the subject.
 * ``verify`` walks the chain in ``seq`` order in constant memory and names the first bad record.
 * Personal fields live outside the hashed payload, bound by a per-subject keyed commitment;
-  ``subject_erase`` deletes the key and the fields and leaves a chain that still verifies.
+  ``subject_erase`` deletes the key and the fields and appends an erasure entry naming the
+  records it erased, so ``verify`` can tell a real erasure from personal fields nulled by hand.
 """
 
 from __future__ import annotations
@@ -99,6 +100,53 @@ INSERT INTO consent_chain_head (id, seq, hash) VALUES (1, 0, '{genesis}');
 CREATE TABLE consent_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 
+# v2: erasure entries in the chain. The action CHECK gains 'erased' (SQLite cannot alter a
+# CHECK: the table is rebuilt), ``erased_ids`` holds an entry's record list, and the setting
+# marks where erasure entries begin: records before it may have been erased without an entry.
+_ERASURE_BOUNDARY = "erasure_entries_from_seq"
+_BOUNDARY_SQL = (
+    "INSERT INTO consent_settings (name, value) SELECT 'erasure_entries_from_seq',"
+    " CAST(seq + 1 AS TEXT) FROM consent_chain_head WHERE id = 1"
+)
+_V1_COLUMNS = ", ".join(f for f in RECORD_FIELDS if f != "erased_ids")
+_V2_SQLITE = f"""
+CREATE TABLE consent_records_v2 (
+  seq INTEGER PRIMARY KEY,
+  record_id TEXT NOT NULL UNIQUE,
+  receipt_id TEXT NOT NULL,
+  subject_id TEXT,
+  purpose TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('granted', 'refused', 'withdrawn', 'erased')),
+  notice_id TEXT NOT NULL,
+  notice_version TEXT NOT NULL,
+  notice_locale TEXT NOT NULL,
+  notice_sha256 TEXT NOT NULL,
+  jurisdiction TEXT NOT NULL,
+  method TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  ip_hash TEXT,
+  ua_hash TEXT,
+  commitment TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  erased_at TEXT,
+  erased_ids TEXT
+);
+INSERT INTO consent_records_v2 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM consent_records;
+DROP TABLE consent_records;
+ALTER TABLE consent_records_v2 RENAME TO consent_records;
+CREATE INDEX consent_records_subject ON consent_records (subject_id, seq);
+CREATE INDEX consent_records_created ON consent_records (created_at);
+{_BOUNDARY_SQL}
+"""  # noqa: S608  (built from constants only)
+_V2_POSTGRES = f"""
+ALTER TABLE consent_records DROP CONSTRAINT consent_records_action_check;
+ALTER TABLE consent_records ADD CONSTRAINT consent_records_action_check
+  CHECK (action IN ('granted', 'refused', 'withdrawn', 'erased'));
+ALTER TABLE consent_records ADD COLUMN erased_ids TEXT;
+{_BOUNDARY_SQL}
+"""
+
 MIGRATIONS = [
     Migration(
         "consent",
@@ -106,7 +154,8 @@ MIGRATIONS = [
         "consent ledger",
         sqlite=_TABLES.format(seq="INTEGER", genesis=chain.GENESIS),
         postgres=_TABLES.format(seq="BIGINT", genesis=chain.GENESIS),
-    )
+    ),
+    Migration("consent", 2, "erasure entries", sqlite=_V2_SQLITE, postgres=_V2_POSTGRES),
 ]
 
 # SQL built from the constant column list only (never from input): hence the S608 waivers
@@ -270,6 +319,7 @@ class ConsentService:
                     "commitment": chain.commitment(key, record_id, subject, ip_hash, ua_hash),
                     "prev_hash": prev,
                     "erased_at": None,
+                    "erased_ids": None,
                 }
                 row["hash"] = prev = chain.record_hash(prev, row)
                 rows.append(row)
@@ -394,7 +444,7 @@ class ConsentService:
         if head is None:
             return VerifyReport(False, 0, "", None, None, "the chain head row is missing")
         head_seq, head_hash = int(head["seq"]), str(head["hash"])
-        verifier = chain.ChainVerifier()
+        verifier = chain.ChainVerifier(await self._erasure_boundary())
         done = 0
         for _ in range(5):  # writers may commit while we walk: follow the head a few times
             rows = self.db.iterate(_VERIFY, done, head_seq, batch=2000)
@@ -494,19 +544,71 @@ class ConsentService:
 
         The records stay (the chain must remain verifiable and the controller must still be
         able to show *that* consent was handled), but nothing links them to the person anymore.
+        One erasure entry is appended to the chain, in the same transaction and under the same
+        chain lock as ``record()``, naming the erased records (none if there were none).
         """
         async with self.db.transaction(exclusive=True) as tx:
             # key first: on PostgreSQL this waits for in-flight records of the subject (they
             # share-lock the key), and the UPDATE below then sees and erases their rows too
             await tx.execute("DELETE FROM consent_subject_keys WHERE subject_id = ?", subject_id)
-            count = await tx.execute(
+            head = await tx.fetchone(self._head_sql)
+            if head is None:
+                raise InvalidConsentError("consent tables are missing: run `aiguard db upgrade`")
+            now = utc_now()
+            erased = await tx.fetchall(
                 "UPDATE consent_records SET subject_id = NULL, ip_hash = NULL, ua_hash = NULL,"
-                " erased_at = ? WHERE subject_id = ?",
-                utc_now(),
+                " erased_at = ? WHERE subject_id = ? RETURNING record_id",
+                now,
                 subject_id,
             )
+            if erased:
+                ids = sorted(str(r["record_id"]) for r in erased)
+                row = self._erasure_entry(int(head["seq"]) + 1, str(head["hash"]), ids, now)
+                await tx.execute(_insert_sql(1), *(row[f] for f in RECORD_FIELDS))
+                await tx.execute(
+                    "UPDATE consent_chain_head SET seq = ?, hash = ? WHERE id = 1",
+                    row["seq"],
+                    row["hash"],
+                )
         self._forget(subject_id)
-        return count
+        return len(erased)
+
+    def _erasure_entry(self, seq: int, prev: str, ids: list[str], now: str) -> dict[str, Any]:
+        """The chain entry of one erasure: nothing personal, a commitment to the erased ids."""
+        record_id = "eras_" + uuid.uuid4().hex
+        row: dict[str, Any] = {
+            "seq": seq,
+            "record_id": record_id,
+            "receipt_id": record_id,
+            "subject_id": None,
+            "purpose": chain.ERASED_PURPOSE,
+            "action": chain.ERASED,
+            "notice_id": "",
+            "notice_version": "",
+            "notice_locale": "",
+            "notice_sha256": "",
+            "jurisdiction": self.policy.consent.jurisdiction,
+            "method": "subject_erase",
+            "created_at": now,
+            "ip_hash": None,
+            "ua_hash": None,
+            "commitment": chain.erasure_commitment(ids),
+            "prev_hash": prev,
+            "erased_at": None,
+            "erased_ids": chain.erased_ids_column(ids),
+        }
+        row["hash"] = chain.record_hash(prev, row)
+        return row
+
+    async def _erasure_boundary(self) -> int:
+        """First seq that must have erasure entries (set by migration v2; missing = all)."""
+        row = await self.db.fetchone(
+            "SELECT value FROM consent_settings WHERE name = ?", _ERASURE_BOUNDARY
+        )
+        try:
+            return max(1, int(str(row["value"]))) if row is not None else 1
+        except ValueError:  # edited to garbage: require entries everywhere (fail safe)
+            return 1
 
 
 _ALLOWED = ConsentDecision(True, ())

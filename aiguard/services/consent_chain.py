@@ -8,6 +8,12 @@ with a random key per subject. Erasing a subject deletes that key and nulls the 
 every hash still verifies, and the commitment left behind can no longer be linked to anyone
 (crypto-shredding). While the key exists, ``verify`` also recomputes the commitment, so moving a
 grant to another subject or editing its evidence is detected too.
+
+Erasure is itself a chain entry (``action == "erased"``) whose ``commitment`` is
+``erasure_commitment(ids)`` over the sorted record ids it erased (stored in ``erased_ids``).
+``verify`` accepts a record without personal fields only if a later erasure entry names it, so
+nulling the personal fields of a withdrawal by hand (which would revive an earlier grant at the
+gate) is reported as a fake erasure.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiguard.services.consent_types import VerifyReport
 
 GENESIS = "0" * 64
+ERASED = "erased"  # the action of an erasure entry
+ERASED_PURPOSE = "*"
 PAYLOAD_VERSION = 1
 # the fields the chain hash covers; everything personal stays out (see module docstring)
 HASHED_FIELDS = (
@@ -61,14 +69,45 @@ def commitment(
     return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
 
 
-class ChainVerifier:
-    """Feed rows in ``seq`` order (with the subject's key as ``subject_key``, hex or None)."""
+def erasure_commitment(record_ids: Sequence[str]) -> str:
+    """What an erasure entry's hash commits to: exactly these records, in this order."""
+    body = {"count": len(record_ids), "record_ids": list(record_ids)}
+    return hashlib.sha256(canonical(body)).hexdigest()
 
-    def __init__(self) -> None:
+
+def erased_ids_column(record_ids: Sequence[str]) -> str:
+    return json.dumps(list(record_ids), separators=(",", ":"))
+
+
+def _parse_ids(value: Any) -> list[str] | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return ids
+
+
+class ChainVerifier:
+    """Feed rows in ``seq`` order (with the subject's key as ``subject_key``, hex or None).
+
+    ``legacy_before``: records with a smaller ``seq`` were written before erasure entries existed
+    (schema v2); those erased but named by no entry are counted in ``legacy`` instead of failing.
+    Memory: the ids of erased records not (yet) named by an erasure entry, which in an intact
+    ledger are those of erasures whose entry is still ahead plus the legacy ones.
+    """
+
+    def __init__(self, legacy_before: int = 1) -> None:
         self.count = 0
         self.prev = GENESIS
         self.expected_seq = 1
         self.broken: tuple[int, str, str] | None = None
+        self.legacy_before = legacy_before
+        self.legacy = 0
+        self.pending: dict[str, int] = {}  # erased record id -> seq, until an entry names it
 
     def _fail(self, row: Mapping[str, Any], reason: str) -> bool:
         self.broken = (int(row["seq"]), str(row["record_id"]), reason)
@@ -86,11 +125,38 @@ class ChainVerifier:
             )
         if record_hash(self.prev, row) != row["hash"]:
             return self._fail(row, "hash does not match the record's content (edited)")
-        if not self._personal_ok(row):
+        if row["action"] == ERASED:
+            if not self._erasure(row):
+                return False
+        elif row.get("erased_ids") is not None:
+            return self._fail(row, "erased_ids set on a record that is not an erasure (edited)")
+        elif not self._personal_ok(row):
             return self._fail(row, "personal fields do not match their commitment (edited)")
+        elif row["subject_id"] is None:
+            self.pending[str(row["record_id"])] = seq
         self.prev = str(row["hash"])
         self.expected_seq += 1
         self.count += 1
+        return True
+
+    def _erasure(self, row: Mapping[str, Any]) -> bool:
+        if (
+            row["subject_id"] is not None
+            or row["ip_hash"] is not None
+            or row["ua_hash"] is not None
+        ):
+            return self._fail(row, "erasure entry carries personal fields (edited)")
+        ids = _parse_ids(row.get("erased_ids"))
+        if ids is None or not hmac.compare_digest(erasure_commitment(ids), str(row["commitment"])):
+            return self._fail(row, "erasure entry's record list does not match its commitment")
+        if int(row["seq"]) < self.legacy_before:
+            return self._fail(
+                row, "erasure entry before the v2 erasure boundary (consent_settings edited)"
+            )
+        for record_id in ids:
+            # an id not pending was read before its erasure committed (verify runs alongside
+            # writers) or was already covered: coverage is all that matters
+            self.pending.pop(record_id, None)
         return True
 
     @staticmethod
@@ -107,9 +173,10 @@ class ChainVerifier:
         return hmac.compare_digest(expected, str(row["commitment"]))
 
     def finish(self, head_seq: int, head_hash: str) -> VerifyReport:
+        self.legacy = sum(1 for seq in self.pending.values() if seq < self.legacy_before)
         if self.broken is not None:
             seq, record_id, reason = self.broken
-            return VerifyReport(False, self.count, head_hash, seq, record_id, reason)
+            return VerifyReport(False, self.count, head_hash, seq, record_id, reason, self.legacy)
         if self.count != head_seq or self.prev != head_hash:
             return VerifyReport(
                 False,
@@ -119,5 +186,19 @@ class ChainVerifier:
                 None,
                 f"the chain head says {head_seq} records ending in {head_hash[:12]}…, the table "
                 f"holds {self.count} ending in {self.prev[:12]}… (records deleted at the end)",
+                self.legacy,
             )
-        return VerifyReport(True, self.count, head_hash)
+        for record_id, seq in self.pending.items():  # dicts keep seq order: the first one
+            if seq < self.legacy_before:
+                continue
+            return VerifyReport(
+                False,
+                self.count,
+                head_hash,
+                seq,
+                record_id,
+                "personal fields removed but no later erasure entry names this record "
+                "(fake erasure)",
+                self.legacy,
+            )
+        return VerifyReport(True, self.count, head_hash, legacy_erasures=self.legacy)

@@ -34,6 +34,7 @@ RECORD_FIELDS = (
     "prev_hash",
     "hash",
     "erased_at",
+    "erased_ids",
 )
 KANTARA_VERSION = "KI-CR-v1.1.0"
 

@@ -9,6 +9,8 @@ from aiguard.errors import AIGuardError
 
 Action = Literal["granted", "refused", "withdrawn"]
 ACTIONS: tuple[Action, ...] = ("granted", "refused", "withdrawn")
+# what a ledger row may hold: the subjects' actions, plus the ledger's own erasure entries
+EntryAction = Literal["granted", "refused", "withdrawn", "erased"]
 ExportFormat = Literal["csv", "jsonl", "receipt"]
 
 
@@ -41,14 +43,18 @@ class NoticeOutdatedError(AIGuardError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ConsentRecord:
-    """One ledger row: one action on one purpose by one subject, hash-chained to the previous."""
+    """One ledger row: one action on one purpose by one subject, hash-chained to the previous.
+
+    An erasure entry (``action == "erased"``, ``purpose == "*"``) has no subject and names the
+    records it erased in ``erased_ids`` (JSON list), committed to by its ``commitment``.
+    """
 
     seq: int
     record_id: str
     receipt_id: str  # shared by the rows one ``record()`` call wrote
     subject_id: str | None  # None once the subject was erased
     purpose: str
-    action: Action
+    action: EntryAction
     notice_id: str
     notice_version: str
     notice_locale: str
@@ -62,6 +68,7 @@ class ConsentRecord:
     prev_hash: str
     hash: str
     erased_at: str | None = None
+    erased_ids: str | None = None  # erasure entries only: JSON list of the erased record ids
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +84,11 @@ class ConsentDecision:
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """Result of walking the whole chain. ``broken_*`` name the first record that fails."""
+    """Result of walking the whole chain. ``broken_*`` name the first record that fails.
+
+    ``legacy_erasures`` counts records erased before erasure entries existed (schema v2): they
+    cannot be proven genuine and are reported, not failed (see docs/consent.md).
+    """
 
     ok: bool
     records: int
@@ -85,6 +96,7 @@ class VerifyReport:
     broken_seq: int | None = None
     broken_record_id: str | None = None
     reason: str = ""
+    legacy_erasures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

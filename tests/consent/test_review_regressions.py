@@ -64,18 +64,17 @@ async def test_verify_ignores_forged_rows_past_the_head(
     assert not report.ok, f"verify() missed forged rows past the head: {report}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: erasure is not itself a chain entry, so nulling a withdrawal's personal "
-    "fields passes as an erasure (docs/consent.md)",
-)
 async def test_verify_misses_fake_erasure_of_one_withdrawal(
     service: ConsentService, db: Database
 ) -> None:
-    """Nulling one withdrawal's personal columns resurrects the grant; verify stays green."""
+    """Nulling one withdrawal's personal columns resurrects the grant; verify must notice.
+
+    Fixed by erasure entries in the chain (consent migration v2); the name is kept from when
+    this was a strict xfail.
+    """
     s = "c" * 32
     await service.record(identity(s), REQUIRED, "granted")
-    await service.record(identity(s), REQUIRED, "withdrawn")
+    withdrawn = await service.record(identity(s), REQUIRED, "withdrawn")
     assert not (await service.check(s)).allowed
     async with db.transaction() as tx:
         await tx.execute(
@@ -87,6 +86,9 @@ async def test_verify_misses_fake_erasure_of_one_withdrawal(
     assert (await service.check(s)).allowed  # subject is back to "allowed" after withdrawing
     report = await service.verify()
     assert not report.ok, f"verify() missed a partially-erased subject: {report}"
+    assert report.broken_record_id == withdrawn[0].record_id
+    assert report.broken_seq == withdrawn[0].seq
+    assert "fake erasure" in report.reason
 
 
 def test_to_timestamp_overflow_is_not_valueerror() -> None:
