@@ -110,6 +110,12 @@ def _verify(args: argparse.Namespace) -> int:
         _print_json(report.as_dict())
         if report.ok:
             print(f"consent chain intact: {report.records} records", file=sys.stderr)
+            if report.legacy_erasures:
+                print(
+                    f"note: {report.legacy_erasures} record(s) were erased before erasures were "
+                    "chain entries (consent migration 2); they cannot be proven legitimate",
+                    file=sys.stderr,
+                )
             return 0
         who = report.broken_record_id or "(missing record)"
         print(
