@@ -45,7 +45,7 @@ def _load_example() -> ModuleType:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-    raise ConfigError("examples/chatbot.py not found: run the demo from a source checkout")
+    raise ConfigError("examples/chatbot.py not found (neither in the checkout nor the wheel)")
 
 
 def build_demo_app(policy: Policy | None = None) -> AIGuardMiddleware:
